@@ -1,0 +1,222 @@
+"""The ``zerocontact`` command. Every error a user can cause ends in a clear message and a non-zero
+exit, never a traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zerocontact.rules import Matcher, Request, RulesError, Ruleset, evaluate, load
+from zerocontact.rules.sample import sample
+
+from . import paths as pathmod
+
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT"}
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix; click prints it without a traceback and exits 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"zerocontact: {self.format_message()}", err=True)
+
+
+def state_dir_option[G: Callable[..., Any]](fn: G) -> G:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where the journal, CA and learned ids live (default: XDG state dir).",
+    )(fn)
+
+
+def local_timezone() -> str:
+    """The system's IANA zone name, for rules that do not name one (UTC if it cannot be told)."""
+    import os
+
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and "/" in tz and not tz.startswith("/"):
+        return tz
+    try:
+        link = Path("/etc/localtime").resolve()
+        if "zoneinfo" in link.parts:
+            return "/".join(link.parts[link.parts.index("zoneinfo") + 1 :])
+    except OSError:
+        pass
+    return "UTC"
+
+
+def read_rules(path: Path) -> Ruleset:
+    """Load a rules file or raise a UserError with every problem, located."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"no rules file at {path}; create one with: zerocontact rules init {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return load(data, str(path), default_timezone=local_timezone())
+    except RulesError as e:
+        n = len(e.problems)
+        raise UserError(
+            f"{n} problem{'s' if n != 1 else ''} in {path}:\n" + "\n".join(f"  {p}" for p in e.problems)
+        ) from None
+
+
+def default_rules(rules: Path | None) -> Path:
+    return rules if rules is not None else pathmod.resolve().rules
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zerocontact")
+def main() -> None:
+    """zerocontact: stop looking at one person, gently, and see the urge fade."""
+
+
+@main.group()
+def rules() -> None:
+    """Write, check and understand the rules file."""
+
+
+@rules.command("init")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def rules_init(path: Path | None, force: bool) -> None:
+    """Write a commented sample rules file (default: the user config location)."""
+    path = default_rules(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; use --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sample(), encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    click.echo(f"wrote {path}; edit it, then: zerocontact rules check {path}")
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+def rules_check(path: Path | None) -> None:
+    """Validate a rules file: a one-line summary, or every problem with its line and key."""
+    path = default_rules(path)
+    rs = read_rules(path)
+    click.echo(f"{path}: ok: {rs.summary()}")
+
+
+def _parse_requests(
+    args: tuple[str, ...], body: bytes, headers: dict[str, str]
+) -> Iterator[tuple[str, Request]]:
+    words = [w for a in args for w in a.split()]
+    i = 0
+    while i < len(words):
+        method = "GET"
+        if words[i].upper() in METHODS and i + 1 < len(words):
+            method, i = words[i].upper(), i + 1
+        url = words[i]
+        i += 1
+        yield f"{method} {url}", Request(method, url, headers, body)
+
+
+def _stdin_requests(headers: dict[str, str]) -> Iterator[tuple[str, Request] | str]:
+    for raw in sys.stdin:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        method = "GET"
+        if parts[0].upper() in METHODS and len(parts) > 1:
+            method, parts = parts[0].upper(), parts[1:]
+        body = b""
+        if len(parts) > 1 and parts[1].startswith("@"):
+            try:
+                body = Path(parts[1][1:]).read_bytes()
+            except OSError as e:
+                yield f"cannot read body file {parts[1][1:]}: {e.strerror}"
+                continue
+        yield f"{method} {parts[0]}", Request(method, parts[0], headers, body)
+
+
+@main.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The rules file (default: the user config location).",
+)
+@click.option("--body", type=click.File("rb"), default=None, help="A POST body for the requests given.")
+@click.option("-H", "--header", "header", multiple=True, help="A request header, 'Name: value'.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--at", "at", default=None, help="Judge at this ISO date-time instead of now.")
+@state_dir_option
+@click.argument("request", nargs=-1)
+def explain(
+    rules_path: Path | None,
+    body: Any,
+    header: tuple[str, ...],
+    as_json: bool,
+    at: str | None,
+    state_dir: Path | None,
+    request: tuple[str, ...],
+) -> None:
+    """Say what the daemon would do with requests: URL or METHOD URL (or one a line on stdin)."""
+    rs = read_rules(default_rules(rules_path))
+    matcher = Matcher(rs)
+    _load_learned(matcher, pathmod.resolve(state_dir))
+    headers: dict[str, str] = {}
+    for h in header:
+        name, sep, value = h.partition(":")
+        if not sep:
+            raise UserError(f"header {h!r} must look like 'Name: value'")
+        headers[name.strip().lower()] = value.strip()
+    try:
+        when = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC)
+    except ValueError:
+        raise UserError(f"--at {at!r} is not an ISO date-time like 2027-03-01T22:30") from None
+    if when.tzinfo is None:
+        import zoneinfo
+
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(rs.settings.timezone))
+    active = evaluate(rs, when).people
+    items: Iterator[tuple[str, Request] | str] = (
+        _parse_requests(request, body.read() if body else b"", headers)
+        if request
+        else _stdin_requests(headers)
+    )
+    failed = False
+    for item in items:
+        if isinstance(item, str):
+            click.echo(f"zerocontact: {item}", err=True)
+            failed = True
+            continue
+        text, req = item
+        v = matcher.judge(req, active)
+        if as_json:
+            click.echo(json.dumps({"request": text, **v.as_dict()}, ensure_ascii=False))
+        else:
+            mark = "BLOCK" if v.block else ("CHECK" if v.needs_response else "allow")
+            click.echo(f"{mark:5}  {text}\n       {v.reason}")
+    if failed:
+        sys.exit(1)
+
+
+def _load_learned(matcher: Matcher, p: pathmod.Paths) -> None:
+    """Ids the daemon learned from responses, so explain judges as the daemon would."""
+    f = p.state_dir / "learned.json"
+    try:
+        rows = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, list) and len(row) == 3 and all(isinstance(x, str) for x in row):
+            matcher.learn(*row)
+
+
+if __name__ == "__main__":
+    main()

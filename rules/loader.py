@@ -1,0 +1,509 @@
+"""Read a rules file into a validated, immutable ``Ruleset``, collecting every problem at once.
+
+Pure: takes the file's text (bytes) and its name; the caller does the reading. Never raises anything
+but ``RulesError``, whatever the input bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import re
+import zoneinfo
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tomli
+
+from .errors import Problem, RulesError
+from .platforms import Platform, compile_template, presets
+from .schema import (
+    APP_ACTIONS,
+    DEFAULT_SURFACES,
+    SCHEDULE_DOCS,
+    SURFACES,
+    Account,
+    App,
+    Lock,
+    Person,
+    Ruleset,
+    Schedule,
+    Settings,
+    Site,
+    SitePattern,
+    Window,
+)
+
+T = TypeVar("T")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|min|s)", re.IGNORECASE)
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WINDOW = re.compile(r"^(?:(?P<days>[a-z,\- ]+?)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$")
+TOP_KEYS = {"lock": "table", "settings": "table", "person": "array", "app": "array", "site": "array"}
+
+
+def toml_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    return {f.metadata["toml"]: f for f in dataclasses.fields(cls) if "toml" in f.metadata}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"90d"``, ``"24h"``, ``"1d12h"``, ``"30m"`` → timedelta; ValueError with a hint otherwise."""
+    s = text.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2).lower()]
+        pos = m.end()
+    if not s or pos != len(s):
+        raise ValueError(f'{text!r} is not a duration; write e.g. "90d", "24h", "1d12h" or "30m"')
+    return dt.timedelta(seconds=total)
+
+
+def parse_window(text: str) -> Window:
+    m = _WINDOW.match(text.strip().lower())
+    if not m:
+        raise ValueError(f'{text!r} is not a window; write e.g. "22:00-07:00" or "mon-fri 09:00-17:00"')
+    days: set[int] = set()
+    for part in (m.group("days") or "mon-sun").replace(" ", "").split(","):
+        if "-" in part:
+            a, _, b = part.partition("-")
+            if a not in _DAYS or b not in _DAYS:
+                raise ValueError(f"{text!r}: unknown day in {part!r}; use mon, tue, wed, thu, fri, sat, sun")
+            i, j = _DAYS.index(a), _DAYS.index(b)
+            days.update(_DAYS.index(d) % 7 for d in (_DAYS * 2)[i : i + ((j - i) % 7) + 1])
+        elif part in _DAYS:
+            days.add(_DAYS.index(part))
+        else:
+            raise ValueError(f"{text!r}: unknown day {part!r}; use mon, tue, wed, thu, fri, sat, sun")
+    times = []
+    for t in (m.group("start"), m.group("end")):
+        h, mi = (int(x) for x in t.split(":"))
+        if h == 24 and mi == 0:
+            h = 0
+        if h > 23 or mi > 59:
+            raise ValueError(f"{text!r}: {t} is not a time of day")
+        times.append(dt.time(h, mi))
+    if times[0] == times[1]:
+        raise ValueError(f"{text!r}: a window needs different start and end times")
+    return Window(times[0], times[1], frozenset(days), text.strip())
+
+
+class _Ctx:
+    """Collects problems with their positions while walking the parsed document."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+        self._pos: dict[str, tuple[int, int]] | None = None
+        self._text = text
+
+    def where(self, key: str) -> tuple[int | None, int | None]:
+        if self._pos is None:
+            from .locate import locate
+
+            self._pos = locate(self._text)
+        k = key
+        while k:
+            if k in self._pos:
+                return self._pos[k]
+            k = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k)
+        return None, None
+
+    def error(self, key: str, message: str) -> None:
+        line, col = self.where(key)
+        self.problems.append(Problem(self.file, key, message, line, col))
+
+    def check(self, key: str, fn: Callable[[], T]) -> T | None:
+        try:
+            return fn()
+        except ValueError as e:
+            self.error(key, str(e))
+            return None
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(choices))}"
+
+
+def _unknown_keys(ctx: _Ctx, where: str, table: dict[str, Any], allowed: list[str]) -> None:
+    for k in table:
+        if k not in allowed:
+            ctx.error(f"{where}.{k}" if where else k, "unknown key" + _suggest(k, allowed))
+
+
+def _typed(ctx: _Ctx, key: str, value: Any, types: type | tuple[type, ...], what: str) -> bool:
+    # bool is an int in Python; a TOML boolean is never a number here.
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        ctx.error(key, f"expected {what}, got a boolean")
+        return False
+    if not isinstance(value, types):
+        ctx.error(key, f"expected {what}, got {type(value).__name__} {value!r}")
+        return False
+    return True
+
+
+def _str_list(ctx: _Ctx, key: str, value: Any, what: str = "a list of strings") -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not _typed(ctx, key, value, list, what):
+        return ()
+    out = []
+    for i, v in enumerate(value):
+        if _typed(ctx, f"{key}[{i + 1}]", v, str, "a string"):
+            out.append(v)
+    return tuple(out)
+
+
+def _timezone(ctx: _Ctx, key: str, value: Any, default: str) -> str:
+    if value is None:
+        return default
+    if not _typed(ctx, key, value, str, 'a time zone name like "Europe/Berlin"'):
+        return default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        ctx.error(key, f'unknown time zone {value!r}; use a name like "Europe/Berlin" or "UTC"')
+        return default
+    return str(value)
+
+
+def _until(ctx: _Ctx, key: str, value: Any, tz: str) -> dt.datetime | None:
+    zone = zoneinfo.ZoneInfo(tz)
+    if isinstance(value, str):
+        try:
+            value = (
+                dt.datetime.fromisoformat(value)
+                if "T" in value or " " in value.strip()
+                else (dt.date.fromisoformat(value))
+            )
+        except ValueError:
+            ctx.error(key, f"{value!r} is not a date; write 2027-03-01 or 2027-03-01T18:00")
+            return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=zone)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(0), zone)
+    ctx.error(key, f"expected a date or date-time like 2027-03-01, got {value!r}")
+    return None
+
+
+def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> Schedule:
+    tz = _timezone(ctx, f"{where}.timezone", table.get("timezone"), default_tz)
+    until = _until(ctx, f"{where}.until", table["until"], tz) if "until" in table else None
+    duration = None
+    if "for" in table and _typed(ctx, f"{where}.for", table["for"], str, 'a duration like "90d"'):
+        duration = ctx.check(f"{where}.for", lambda: parse_duration(table["for"]))
+        if duration is not None and duration <= dt.timedelta(0):
+            ctx.error(f"{where}.for", "must be longer than zero")
+    if "until" in table and "for" in table:
+        ctx.error(f"{where}.for", "use either until or for, not both")
+    windows: list[Window] = []
+    for i, w in enumerate(_str_list(ctx, f"{where}.windows", table.get("windows", []))):
+        win = ctx.check(f"{where}.windows[{i + 1}]", lambda w=w: parse_window(w))  # type: ignore[misc]
+        if win:
+            windows.append(win)
+    return Schedule(until=until, duration=duration, windows=tuple(windows), timezone=tz)
+
+
+def _accounts(ctx: _Ctx, where: str, value: Any, platforms: dict[str, Platform]) -> tuple[Account, ...]:
+    if not _typed(ctx, where, value, dict, "a table of platform = handle or id (or a list of them)"):
+        return ()
+    if not value:
+        ctx.error(where, 'list at least one account, e.g. { instagram = "sam.example" }')
+    out: list[Account] = []
+    for plat, given in value.items():
+        key = f"{where}.{plat}"
+        platform = platforms.get(plat) or platforms.get(plat.lower())
+        if platform is None:
+            ctx.error(key, "unknown platform" + _suggest(plat, list(platforms)))
+            continue
+        for i, v in enumerate(_str_list(ctx, key, given, "a handle or id, or a list of them")):
+            k = f"{key}[{i + 1}]" if isinstance(given, list) else key
+            acc = _account(ctx, k, platform, v)
+            if acc:
+                out.append(acc)
+    return tuple(out)
+
+
+def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | None:
+    v = given.strip()
+    forced = None
+    if ":" in v and v.split(":", 1)[0] in {k for k, _ in platform.ids}:
+        forced, v = v.split(":", 1)
+    if v.startswith("@"):
+        v, forced = v[1:], forced or ("handle" if any(k == "handle" for k, _ in platform.ids) else None)
+    if "://" in v or v.count("/") > 0:
+        tail = [s for s in re.split(r"[/?#]", v.split("://", 1)[-1])[1:] if s]
+        hint = f"; write only the identifier, e.g. {tail[-1].lstrip('@')!r}" if tail else ""
+        ctx.error(key, f"{given!r} looks like a URL or path, not a {platform.title} handle or id{hint}")
+        return None
+    if forced:
+        rx = dict(platform.ids)[forced]
+        if not rx.fullmatch(v):
+            ctx.error(key, f"{given!r} is not a valid {platform.title} {forced}")
+            return None
+        return Account(platform.name, v.lower(), forced, given)
+    kind = platform.classify(v)
+    if kind is None:
+        kinds = " or ".join(k for k, _ in platform.ids)
+        ctx.error(key, f"{given!r} is not a valid {platform.title} {kinds}")
+        return None
+    return Account(platform.name, v.lower(), kind, given)
+
+
+def _table(ctx: _Ctx, where: str, value: Any) -> dict[str, Any] | None:
+    return value if _typed(ctx, where, value, dict, "a table") else None
+
+
+def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platform], tz: str) -> Person | None:
+    allowed = list(toml_keys(Person)) + list(SCHEDULE_DOCS)
+    _unknown_keys(ctx, where, raw, allowed)
+    name = raw.get("name")
+    if name is None:
+        ctx.error(where, "every person needs a name")
+    elif _typed(ctx, f"{where}.name", name, str, "a string") and not name.strip():
+        ctx.error(f"{where}.name", "must not be empty")
+    if "accounts" not in raw:
+        ctx.error(where, 'needs accounts, e.g. accounts = { instagram = "sam.example" }')
+    accounts = (
+        _accounts(ctx, f"{where}.accounts", raw.get("accounts", {}), plats) if "accounts" in raw else ()
+    )
+    block = DEFAULT_SURFACES
+    if "block" in raw:
+        items = _str_list(ctx, f"{where}.block", raw["block"])
+        for i, s in enumerate(items):
+            if s not in SURFACES:
+                ctx.error(f"{where}.block[{i + 1}]", f"unknown surface {s!r}" + _suggest(s, list(SURFACES)))
+        block = frozenset(s for s in items if s in SURFACES)
+        if not block and not items:
+            ctx.error(
+                f"{where}.block", "an empty list blocks nothing; leave block out to block every surface"
+            )
+    terms = tuple(t.strip() for t in _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", [])))
+    for i, t in enumerate(terms):
+        if len(t) < 3:
+            ctx.error(f"{where}.search_terms[{i + 1}]", "too short to block safely (3 characters or more)")
+    apps = _str_list(ctx, f"{where}.apps", raw.get("apps", []))
+    why = raw.get("why", "")
+    _typed(ctx, f"{where}.why", why, str, "a string")
+    sched = _schedule(ctx, where, raw, tz)
+    if not isinstance(name, str):
+        return None
+    return Person(
+        name=name.strip(),
+        accounts=accounts,
+        block=block,
+        search_terms=terms,
+        apps=apps,
+        why=why if isinstance(why, str) else "",
+        schedule=sched,
+    )
+
+
+def _app(ctx: _Ctx, where: str, raw: dict[str, Any], tz: str) -> App | None:
+    _unknown_keys(ctx, where, raw, list(toml_keys(App)) + list(SCHEDULE_DOCS))
+    name = raw.get("name")
+    if name is None:
+        ctx.error(where, "every app rule needs a name")
+    else:
+        _typed(ctx, f"{where}.name", name, str, "a string")
+    match = _str_list(ctx, f"{where}.match", raw.get("match", []))
+    if "match" not in raw:
+        ctx.error(where, 'needs match, e.g. match = ["whatsapp"]')
+    for i, m in enumerate(match):
+        if not m.strip("*? ") or m.strip() in {"*", "**"}:
+            ctx.error(f"{where}.match[{i + 1}]", f"{m!r} would match every process; name the app")
+    action = raw.get("action", "terminate")
+    if _typed(ctx, f"{where}.action", action, str, "a string") and action not in APP_ACTIONS:
+        ctx.error(f"{where}.action", f"unknown action {action!r}" + _suggest(action, list(APP_ACTIONS)))
+    grace = raw.get("grace", 3.0)
+    if _typed(ctx, f"{where}.grace", grace, (int, float), "a number of seconds") and not 0 <= grace <= 60:
+        ctx.error(f"{where}.grace", "must be between 0 and 60 seconds")
+    sched = _schedule(ctx, where, raw, tz)
+    if not isinstance(name, str):
+        return None
+    return App(
+        name=name,
+        match=match,
+        action=str(action),
+        grace=float(grace) if not isinstance(grace, bool) and isinstance(grace, (int, float)) else 3.0,
+        schedule=sched,
+    )
+
+
+def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] | None:
+    from .platforms import PresetError
+
+    _unknown_keys(ctx, where, raw, list(toml_keys(Site)))
+    name = raw.get("name")
+    ok = _typed(ctx, f"{where}.name", name, str, 'a name like "myforum"') if name is not None else False
+    if name is None:
+        ctx.error(where, "every site needs a name")
+    elif ok and (not re.fullmatch(r"[a-z][a-z0-9_-]*", name) or name in presets()):
+        ctx.error(f"{where}.name", f"{name!r}: use lower-case letters and digits, not a preset's name")
+        ok = False
+    hosts = _str_list(ctx, f"{where}.hosts", raw.get("hosts", []))
+    for i, h in enumerate(hosts):
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", h.lower()):
+            ctx.error(f"{where}.hosts[{i + 1}]", f"{h!r} is not a host name like forum.example.org")
+    if not hosts:
+        ctx.error(where, 'needs hosts, e.g. hosts = ["forum.example.org"]')
+    handle = raw.get("handle", r"[A-Za-z0-9_.-]{1,64}")
+    if _typed(ctx, f"{where}.handle", handle, str, "a regular expression"):
+        try:
+            re.compile(handle)
+        except re.error as e:
+            ctx.error(f"{where}.handle", f"not a valid regular expression: {e}")
+            handle = r"[A-Za-z0-9_.-]{1,64}"
+    pages: list[SitePattern] = []
+    raw_pages = _table(ctx, f"{where}.pages", raw.get("pages", {})) or {}
+    if not raw_pages:
+        ctx.error(where, 'needs pages, e.g. pages = { profile = ["/members/{handle}"] }')
+    for surface, paths in raw_pages.items():
+        key = f"{where}.pages.{surface}"
+        if surface not in SURFACES:
+            ctx.error(key, f"unknown surface {surface!r}" + _suggest(surface, list(SURFACES)))
+            continue
+        for i, p in enumerate(_str_list(ctx, key, paths)):
+            if "{handle}" not in p or not p.startswith("/"):
+                ctx.error(f"{key}[{i + 1}]", f"{p!r}: a path starting with / that holds {{handle}}")
+                continue
+            try:
+                compile_template(p, {"handle": handle}, key)
+            except ValueError as e:
+                ctx.error(f"{key}[{i + 1}]", str(e))
+                continue
+            pages.append(SitePattern(surface, p))
+    if not ok or not isinstance(name, str):
+        return None
+    site = Site(name=name, hosts=tuple(h.lower() for h in hosts), pages=tuple(pages), handle=handle)
+    try:
+        return site, site_platform(site)
+    except PresetError as e:
+        ctx.error(where, str(e))
+        return None
+
+
+def site_platform(site: Site) -> Platform:
+    """A user-defined site compiled like a built-in preset."""
+    from .platforms import compile_platform
+
+    return compile_platform(
+        {
+            "name": site.name,
+            "title": site.name,
+            "hosts": list(site.hosts),
+            "ids": {"handle": site.handle},
+            "pattern": [{"surface": p.surface, "path": p.path} for p in site.pages],
+        },
+        f"site {site.name}",
+    )
+
+
+def load(data: bytes | str, file: str = "rules.toml", default_timezone: str = "UTC") -> Ruleset:
+    """Validate a rules file's text and build its ``Ruleset``; raise ``RulesError`` listing every problem."""
+    try:
+        return _load(data, file, default_timezone)
+    except RulesError:
+        raise
+    except Exception as e:  # a bug must still surface as a clean, located message, never a traceback
+        raise RulesError([Problem(file, "", f"internal error while reading the rules: {e!r}")]) from e
+
+
+def _load(data: bytes | str, file: str, default_timezone: str) -> Ruleset:
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RulesError(
+                [Problem(file, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8")]
+            ) from e
+    else:
+        text = data
+    try:
+        doc = tomli.loads(text)
+    except tomli.TOMLDecodeError as e:
+        line, col = getattr(e, "lineno", None), getattr(e, "colno", None)
+        msg = getattr(e, "msg", str(e))
+        raise RulesError([Problem(file, "", f"not valid TOML: {msg}", line, col)]) from e
+    ctx = _Ctx(file, text)
+    _unknown_keys(ctx, "", doc, list(TOP_KEYS))
+
+    settings_raw = _table(ctx, "settings", doc.get("settings", {})) or {}
+    _unknown_keys(ctx, "settings", settings_raw, list(toml_keys(Settings)))
+    tz = _timezone(ctx, "settings.timezone", settings_raw.get("timezone"), default_timezone)
+    retention = None
+    if "retention" in settings_raw and _typed(
+        ctx, "settings.retention", settings_raw["retention"], str, 'a duration like "365d"'
+    ):
+        retention = ctx.check("settings.retention", lambda: parse_duration(settings_raw["retention"]))
+    show_name = settings_raw.get("show_name", False)
+    _typed(ctx, "settings.show_name", show_name, bool, "true or false")
+    bypass = settings_raw.get("bypass_detection", True)
+    _typed(ctx, "settings.bypass_detection", bypass, bool, "true or false")
+    settings = Settings(
+        timezone=tz,
+        show_name=show_name is True,
+        instead=_str_list(ctx, "settings.instead", settings_raw.get("instead", [])),
+        retention=retention,
+        bypass_detection=bypass is not False,
+    )
+
+    lock_raw = _table(ctx, "lock", doc.get("lock", {})) or {}
+    _unknown_keys(ctx, "lock", lock_raw, list(toml_keys(Lock)))
+    lock = Lock()
+    if "cooling_off" in lock_raw and _typed(
+        ctx, "lock.cooling_off", lock_raw["cooling_off"], str, 'a duration like "24h"'
+    ):
+        c = ctx.check("lock.cooling_off", lambda: parse_duration(lock_raw["cooling_off"]))
+        if c is not None:
+            lock = Lock(cooling_off=c)
+
+    plats = dict(presets())
+    sites: list[Site] = []
+    for i, raw in enumerate(_array(ctx, doc, "site")):
+        got = _site(ctx, f"site[{i + 1}]", raw)
+        if got:
+            if got[0].name in plats:
+                ctx.error(f"site[{i + 1}].name", f"{got[0].name!r} is defined twice")
+            sites.append(got[0])
+            plats[got[0].name] = got[1]
+
+    people: list[Person] = []
+    for i, raw in enumerate(_array(ctx, doc, "person")):
+        p = _person(ctx, f"person[{i + 1}]", raw, plats, tz)
+        if p:
+            if any(q.name.lower() == p.name.lower() for q in people):
+                ctx.error(f"person[{i + 1}].name", f"{p.name!r} is already used by another person")
+            people.append(p)
+    apps: list[App] = []
+    for i, raw in enumerate(_array(ctx, doc, "app")):
+        a = _app(ctx, f"app[{i + 1}]", raw, tz)
+        if a:
+            apps.append(a)
+    if ctx.problems:
+        raise RulesError(ctx.problems)
+    return Ruleset(
+        source=file, lock=lock, settings=settings, people=tuple(people), apps=tuple(apps), sites=tuple(sites)
+    )
+
+
+def _array(ctx: _Ctx, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = doc.get(key, [])
+    if isinstance(value, dict):
+        ctx.error(key, f"write [[{key}]] (double brackets): there can be several")
+        return []
+    if not _typed(ctx, key, value, list, f"[[{key}]] tables"):
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if _typed(ctx, f"{key}[{i + 1}]", item, dict, "a table"):
+            out.append(item)
+    return out
+
+
+def custom_platforms(rules: Ruleset) -> dict[str, Platform]:
+    return {s.name: site_platform(s) for s in rules.sites}

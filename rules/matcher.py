@@ -1,0 +1,336 @@
+"""The compiled matcher: given a request, which person (if any) it looks at, and on which surface.
+
+Built once per Ruleset. Hosts are indexed by suffix and identifiers by value, so the cost of a decision
+depends on the platform's handful of patterns, never on how many people or handles the rules name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .platforms import Pattern, Platform, Template, presets
+from .request import Request, resolve, walk_dicts
+from .schema import Ruleset
+
+SEARCH_PREFIX_MIN = 4  # typeahead sends every keystroke; prefixes this long of a handle are blocked too
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the daemon would do with one request, and why, in words a person can read."""
+
+    block: bool
+    reason: str
+    person: str | None = None
+    platform: str | None = None
+    surface: str | None = None
+    certain: bool = True  # False: only the response can show whose it is (see needs_response)
+    kind: str = "page"  # page | api | socket: how a refusal should look
+    pattern: str | None = None
+    identifier: str | None = None
+    needs_response: bool = False
+    targeted: bool = False  # the host belongs to a platform the rules target
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": "block" if self.block else "allow",
+            "person": self.person,
+            "platform": self.platform,
+            "surface": self.surface,
+            "reason": self.reason,
+            "certain": self.certain,
+            "kind": self.kind,
+            "pattern": self.pattern,
+            "identifier": self.identifier,
+            "needs_response": self.needs_response,
+        }
+
+
+def norm(value: str) -> str:
+    v = value.strip().lower()
+    return v[1:] if v.startswith("@") else v
+
+
+def norm_search(value: str) -> str:
+    return " ".join(norm(value).split())
+
+
+class Matcher:
+    """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
+
+    def __init__(self, rules: Ruleset, extra_platforms: dict[str, Platform] | None = None) -> None:
+        from .loader import custom_platforms
+
+        all_plats = {**presets(), **custom_platforms(rules), **(extra_platforms or {})}
+        self.rules = rules
+        self._people = {p.name: p for p in rules.people}
+        ids: dict[str, dict[str, set[str]]] = {}
+        for person in rules.people:
+            for acc in person.accounts:
+                ids.setdefault(acc.platform, {}).setdefault(acc.value, set()).add(person.name)
+        # A platform may share another's accounts (Threads uses Instagram's): it becomes targeted too.
+        for plat in all_plats.values():
+            for src in plat.accounts_from:
+                for value, names in ids.get(src, {}).items():
+                    ids.setdefault(plat.name, {}).setdefault(value, set()).update(names)
+        self._ids: dict[str, dict[str, tuple[str, ...]]] = {
+            p: {v: tuple(sorted(n)) for v, n in m.items()} for p, m in ids.items()
+        }
+        self.platforms: dict[str, Platform] = {n: all_plats[n] for n in self._ids if n in all_plats}
+        self._members: dict[str, tuple[str, ...]] = {
+            p: tuple(sorted({n for names in m.values() for n in names})) for p, m in self._ids.items()
+        }
+        self._search: dict[str, dict[str, set[str]]] = {}
+        for pname, table in self._ids.items():
+            idx = self._search.setdefault(pname, {})
+            for value, who in table.items():
+                self._add_search(idx, value, who)
+            for name in self._members[pname]:
+                for term in self._people[name].search_terms:
+                    self._add_search(idx, term, (name,))
+        self._hosts: dict[str, list[Platform]] = {}
+        for plat in self.platforms.values():
+            for h in plat.hosts:
+                self._hosts.setdefault(h, []).append(plat)
+        self._learned: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    @staticmethod
+    def _add_search(idx: dict[str, set[str]], term: str, names: Iterable[str]) -> None:
+        t = norm_search(term)
+        for n in range(min(SEARCH_PREFIX_MIN, len(t)), len(t) + 1):
+            idx.setdefault(t[:n], set()).update(names)
+
+    # -- the host index -------------------------------------------------------------------------
+    def platforms_for(self, host: str) -> list[Platform]:
+        host = host.lower().rstrip(".")
+        out: list[Platform] = []
+        labels = host.split(".")
+        for i in range(len(labels)):
+            out.extend(self._hosts.get(".".join(labels[i:]), ()))
+        return out
+
+    def target_hosts(self) -> list[str]:
+        """Every host suffix a targeted platform lives on: what to decrypt and route to the proxy."""
+        return sorted(self._hosts)
+
+    # -- learned aliases --------------------------------------------------------------------------
+    def learn(self, platform: str, value: str, person: str) -> bool:
+        """Remember an id learned at run time; True if it was new."""
+        v = norm(value)
+        if not v or person not in self._people:
+            return False
+        known = self._ids.get(platform, {}).get(v, ()) + self._learned.get(platform, {}).get(v, ())
+        if person in known:
+            return False
+        table = self._learned.setdefault(platform, {})
+        table[v] = (*table.get(v, ()), person)
+        return True
+
+    def learned(self) -> list[tuple[str, str, str]]:
+        return [(p, v, n) for p, t in self._learned.items() for v, names in t.items() for n in names]
+
+    def lookup(self, platform: str, value: str) -> tuple[str, ...]:
+        v = norm(value)
+        return self._ids.get(platform, {}).get(v, ()) + self._learned.get(platform, {}).get(v, ())
+
+    # -- judging ----------------------------------------------------------------------------------
+    def judge(self, req: Request, active: Collection[str] | None = None, _depth: int = 0) -> Verdict:
+        """Decide one request. ``active``: names of people whose block is in force (None: everyone)."""
+        plats = self.platforms_for(req.host)
+        if not plats:
+            return Verdict(False, f"{req.host or 'this host'} is not a platform the rules target")
+        pending: tuple[Platform, Pattern] | None = None
+        for plat in plats:
+            for pat in plat.patterns:
+                hit = self._match(plat, pat, req, active, _depth)
+                if hit is None:
+                    continue
+                if isinstance(hit, Verdict):
+                    return hit
+                names, ident = hit
+                if pat.owner == "response" and not names:
+                    pending = pending or (plat, pat)
+                    continue
+                return self._decide(plat, pat, names, ident, active)
+        if pending:
+            plat, pat = pending
+            who = [n for n in self._members.get(plat.name, ()) if self._blocks(n, pat.surface, active)]
+            if who:
+                return Verdict(
+                    False,
+                    f"{plat.title} {pat.surface}: the owner shows only in the response; "
+                    "it is checked there" + (f" ({pat.note})" if pat.note else ""),
+                    platform=plat.name,
+                    surface=pat.surface,
+                    certain=False,
+                    kind=pat.kind,
+                    pattern=pat.label,
+                    needs_response=True,
+                    targeted=True,
+                )
+        plat = plats[0]
+        limits = f"; note: {plat.limits[0]}" if plat.limits else ""
+        return Verdict(
+            False,
+            f"no {plat.title} pattern names a blocked person here{limits}",
+            platform=plat.name,
+            targeted=True,
+        )
+
+    def _blocks(self, name: str, surface: str, active: Collection[str] | None) -> bool:
+        p = self._people.get(name)
+        return p is not None and surface in p.block and (active is None or name in active)
+
+    def _decide(
+        self,
+        plat: Platform,
+        pat: Pattern,
+        names: tuple[str, ...],
+        ident: str | None,
+        active: Collection[str] | None,
+    ) -> Verdict:
+        def verdict(block: bool, reason: str, name: str) -> Verdict:
+            return Verdict(
+                block,
+                reason,
+                person=name,
+                platform=plat.name,
+                surface=pat.surface,
+                kind=pat.kind,
+                pattern=pat.label,
+                identifier=ident,
+                targeted=True,
+            )
+
+        for name in names:
+            if self._blocks(name, pat.surface, active):
+                by = f" ({ident})" if ident else ""
+                return verdict(True, f"{_what(plat, pat.surface)} {name}{by}: matched {pat.text}", name)
+        name = names[0]
+        why = (
+            "their block is not in force now"
+            if active is not None and name not in active
+            else f"'{pat.surface}' is not in their block list"
+        )
+        return verdict(False, f"{_what(plat, pat.surface)} {name}, but {why}", name)
+
+    def _match(
+        self, plat: Platform, pat: Pattern, req: Request, active: Collection[str] | None, depth: int
+    ) -> tuple[tuple[str, ...], str | None] | Verdict | None:
+        """None: no structural match. Otherwise the people it names (maybe none) or a nested verdict."""
+        if pat.hosts and not any(req.host == h or req.host.endswith("." + h) for h in pat.hosts):
+            return None
+        if pat.method and req.method.upper() != pat.method:
+            return None
+        if pat.operation and not (pat.operation & req.operations):
+            return None
+        values: list[tuple[Template, str]] = []
+        if pat.path is not None:
+            segs = req.segments
+            if len(segs) < len(pat.path) or (pat.exact and len(segs) != len(pat.path)):
+                return None
+            for t, s in zip(pat.path, segs, strict=False):
+                got = t.capture(s)
+                if got is None:
+                    return None
+                if t.kind:
+                    values.append((t, got))
+        if not pat.has_sources:
+            return self._members.get(plat.name, ()) if pat.owner == "request" else (), None
+        sources: list[tuple[tuple[tuple[str, Template], ...], dict[str, list[str]]]] = [
+            (pat.query, req.query),
+            (pat.form, req.form),
+            (pat.json, req.json_index),
+            (pat.variables, req.variables_index),
+        ]
+        found_structure = bool(values)
+        for spec, data in sources:
+            for key, t in spec:
+                for raw in data.get(key, ()):
+                    found_structure = True
+                    for item in raw.split(pat.split) if pat.split else (raw,):
+                        got = t.capture(item.strip())
+                        if got is not None and t.kind:
+                            values.append((t, got))
+        if not found_structure and pat.owner == "request":
+            return None
+        for t, v in values:
+            if t.kind == "url":
+                if depth < 3 and v.startswith(("http://", "https://", "/")):
+                    url = v if not v.startswith("/") else f"https://{req.host}{v}"
+                    inner = self.judge(Request("GET", url), active, depth + 1)
+                    if inner.person or inner.needs_response:
+                        return inner
+                continue
+            if t.kind == "any":
+                continue
+            if t.kind == "query":
+                names: tuple[str, ...] = tuple(
+                    sorted(self._search.get(plat.name, {}).get(norm_search(v), ()))
+                )
+            else:
+                names = self.lookup(plat.name, v)
+            if names:
+                return names, v
+        if pat.owner == "response":
+            return (), None
+        return None
+
+    # -- responses ---------------------------------------------------------------------------------
+    def learn_from(self, platform: str, objects: Iterable[Any]) -> list[tuple[str, str]]:
+        """Learn ids next to a target's handle in allowed JSON (``username`` beside ``pk``…)."""
+        plat = self.platforms.get(platform)
+        if plat is None or not plat.learn:
+            return []
+        new: list[tuple[str, str]] = []
+        for obj in objects:
+            for d in walk_dicts(obj):
+                for spec in plat.learn:
+                    for hp in spec.handle:
+                        for h in resolve(d, hp):
+                            for name in self._ids.get(platform, {}).get(norm(h), ()):
+                                for ip in spec.ids:
+                                    for v in resolve(d, ip):
+                                        if self.learn(platform, v, name):
+                                            new.append((v, name))
+        return new
+
+    def owner_in(self, platform: str, objects: Iterable[Any]) -> tuple[str, str] | None:
+        """The first target found as the owner of a response's content: (person, identifier)."""
+        plat = self.platforms.get(platform)
+        if plat is None:
+            return None
+        for obj in objects:
+            for d in walk_dicts(obj):
+                for key in plat.owner_keys:
+                    for v in resolve(d, key):
+                        names = self.lookup(platform, v)
+                        if names:
+                            return names[0], v
+        return None
+
+    def blocks(self, person: str, surface: str, active: Collection[str] | None) -> bool:
+        return self._blocks(person, surface, active)
+
+    def frame_target(self, platform: str, objects: Iterable[Any]) -> tuple[str, str, str] | None:
+        """A websocket message naming a target: (person, surface, identifier)."""
+        plat = self.platforms.get(platform)
+        if plat is None:
+            return None
+        for obj in objects:
+            for d in walk_dicts(obj):
+                for rule in plat.frames:
+                    for v in resolve(d, rule.key):
+                        got = rule.template.capture(v)
+                        if got:
+                            names = self.lookup(platform, got)
+                            if names:
+                                return names[0], rule.surface, got
+        return None
+
+
+def _what(plat: Platform, surface: str) -> str:
+    joiner = {"search": "a search for", "messages": "messages with", "client": "client, blocked for"}
+    return f"{plat.title} {joiner.get(surface, surface + ' of')}"

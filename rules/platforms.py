@@ -1,0 +1,282 @@
+"""Platform presets: data files (``rules/platforms/*.toml``) compiled into matchable patterns.
+
+A preset says which hosts belong to a platform, what its identifiers look like, where a person's
+identifier sits in page URLs and API calls, which surface each place reveals, and what the platform
+hides. Code never names a platform; adding one is adding a file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import tomli
+
+from .schema import SURFACES
+
+SPECIAL_KINDS = ("any", "url", "query", "user")
+PATTERN_KINDS = ("page", "api", "socket")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+class PresetError(ValueError):
+    """A preset file is malformed: a bug in the package data, reported with the file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """``prefix{kind}suffix`` compiled to a full-match regex capturing the identifier as ``v``."""
+
+    text: str
+    kind: str | None  # None: a literal (or glob) with no identifier in it
+    regex: re.Pattern[str]
+
+    def capture(self, value: str) -> str | None:
+        m = self.regex.fullmatch(value)
+        if not m and value.startswith("@") and self.kind:
+            m = self.regex.fullmatch(value[1:])  # people (and share sheets) write @handle anywhere
+        if not m:
+            return None
+        return m.group("v") if self.kind else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    platform: str
+    index: int
+    surface: str
+    kind: str
+    path: tuple[Template, ...] | None
+    exact: bool
+    hosts: tuple[str, ...]
+    method: str
+    query: tuple[tuple[str, Template], ...]
+    form: tuple[tuple[str, Template], ...]
+    json: tuple[tuple[str, Template], ...]
+    variables: tuple[tuple[str, Template], ...]
+    operation: frozenset[str]
+    split: str
+    owner: str  # "request": the identifier is in the request; "response": only the response shows it
+    note: str
+    text: str
+
+    @property
+    def has_sources(self) -> bool:
+        return bool(
+            (self.path and any(t.kind for t in self.path))
+            or self.query
+            or self.form
+            or self.json
+            or self.variables
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{self.platform}#{self.index} {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Learn:
+    handle: tuple[str, ...]
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRule:
+    """A websocket message whose JSON ``key`` (anywhere) matches ``template`` reveals a person."""
+
+    surface: str
+    key: str
+    template: Template
+
+
+@dataclass(frozen=True, slots=True)
+class StripRule:
+    """A list response from which the person's entries are removed instead of blocking it whole."""
+
+    surface: str
+    path: str
+    list_key: str
+    item_key: str
+    template: Template
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    name: str
+    title: str
+    hosts: tuple[str, ...]
+    ids: tuple[tuple[str, re.Pattern[str]], ...]
+    patterns: tuple[Pattern, ...]
+    accounts_from: tuple[str, ...] = ()
+    limits: tuple[str, ...] = ()
+    learn: tuple[Learn, ...] = ()
+    owner_keys: tuple[str, ...] = ()
+    frames: tuple[FrameRule, ...] = ()
+    strips: tuple[StripRule, ...] = ()
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def classify(self, value: str) -> str | None:
+        """Which identifier kind a value written in the rules file is, or None if it is none."""
+        for kind, rx in self.ids:
+            if rx.fullmatch(value):
+                return kind
+        return None
+
+    def covers(self, host: str) -> bool:
+        return any(host == h or host.endswith("." + h) for h in self.hosts)
+
+
+def compile_template(text: str, ids: dict[str, str], where: str) -> Template:
+    kinds = _PLACEHOLDER.findall(text)
+    if len(kinds) > 1:
+        raise PresetError(f"{where}: at most one placeholder per value: {text!r}")
+    parts = _PLACEHOLDER.split(text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(".*".join(re.escape(p) for p in part.split("*")))
+        else:
+            kind = part
+            if kind in ("any", "url", "query"):
+                rx = ".+"
+            elif kind == "user":
+                rx = "|".join(f"(?:{r})" for r in ids.values())
+            elif kind in ids:
+                rx = ids[kind]
+            else:
+                raise PresetError(f"{where}: unknown placeholder {{{kind}}} in {text!r}")
+            out.append(f"(?P<v>{rx})")
+    return Template(text, kinds[0] if kinds else None, re.compile("".join(out), re.IGNORECASE | re.DOTALL))
+
+
+def _pairs(data: Any, ids: dict[str, str], where: str) -> tuple[tuple[str, Template], ...]:
+    if not data:
+        return ()
+    if not isinstance(data, dict):
+        raise PresetError(f"{where}: expected a table")
+    return tuple((k, compile_template(v, ids, f"{where}.{k}")) for k, v in data.items())
+
+
+_PATTERN_KEYS = {
+    "surface",
+    "kind",
+    "path",
+    "exact",
+    "hosts",
+    "method",
+    "query",
+    "form",
+    "json",
+    "variables",
+    "operation",
+    "split",
+    "owner",
+    "note",
+}
+
+
+def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, str]) -> Pattern:
+    where = f"{platform}.pattern[{i}]"
+    unknown = set(raw) - _PATTERN_KEYS
+    if unknown:
+        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+    surface = raw.get("surface", "")
+    if surface not in SURFACES:
+        raise PresetError(f"{where}: surface {surface!r} is not one of {SURFACES}")
+    kind = raw.get("kind", "page")
+    if kind not in PATTERN_KINDS:
+        raise PresetError(f"{where}: kind {kind!r}")
+    owner = raw.get("owner", "request")
+    if owner not in ("request", "response"):
+        raise PresetError(f"{where}: owner {owner!r}")
+    path = None
+    if "path" in raw:
+        segs = [s for s in raw["path"].split("/") if s]
+        path = tuple(compile_template(s, ids, f"{where}.path") for s in segs)
+    ops = raw.get("operation", [])
+    pat = Pattern(
+        platform=platform,
+        index=i,
+        surface=surface,
+        kind=kind,
+        path=path,
+        exact=bool(raw.get("exact", False)),
+        hosts=tuple(h.lower() for h in raw.get("hosts", [])),
+        method=raw.get("method", "").upper(),
+        query=_pairs(raw.get("query"), ids, f"{where}.query"),
+        form=_pairs(raw.get("form"), ids, f"{where}.form"),
+        json=_pairs(raw.get("json"), ids, f"{where}.json"),
+        variables=_pairs(raw.get("variables"), ids, f"{where}.variables"),
+        operation=frozenset([ops] if isinstance(ops, str) else ops),
+        split=raw.get("split", ""),
+        owner=owner,
+        note=raw.get("note", ""),
+        text=raw.get("path", "") or _ops_text(ops) or "(any path)",
+    )
+    if owner == "request" and not pat.has_sources and surface != "client":
+        raise PresetError(f"{where}: a request-owned pattern needs a placeholder (or surface client)")
+    return pat
+
+
+def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
+    try:
+        name = raw["name"]
+        ids = dict(raw["ids"])
+        for kind in ids:
+            if kind in SPECIAL_KINDS:
+                raise PresetError(f"{origin}: identifier kind {kind!r} is reserved")
+        patterns = tuple(compile_pattern(name, i, p, ids) for i, p in enumerate(raw.get("pattern", [])))
+        return Platform(
+            name=name,
+            title=raw.get("title", name),
+            hosts=tuple(h.lower() for h in raw["hosts"]),
+            ids=tuple((k, re.compile(v, re.IGNORECASE)) for k, v in ids.items()),
+            patterns=patterns,
+            accounts_from=tuple(raw.get("accounts_from", [])),
+            limits=tuple(raw.get("limits", [])),
+            learn=tuple(Learn(tuple(x["handle"]), tuple(x["id"])) for x in raw.get("learn", [])),
+            owner_keys=tuple(raw.get("owner_keys", [])),
+            frames=tuple(
+                FrameRule(f["surface"], f["key"], compile_template(f["template"], ids, f"{origin}.frame"))
+                for f in raw.get("frame", [])
+            ),
+            strips=tuple(
+                StripRule(
+                    s["surface"],
+                    s["path"],
+                    s["list"],
+                    s["item"],
+                    compile_template(s["template"], ids, f"{origin}.strip"),
+                )
+                for s in raw.get("strip", [])
+            ),
+            examples=dict(raw.get("examples", {})),
+        )
+    except (KeyError, TypeError, re.error) as e:
+        raise PresetError(f"{origin}: {type(e).__name__}: {e}") from e
+
+
+@cache
+def presets() -> dict[str, Platform]:
+    """Every built-in platform preset, by name (read once from the package data)."""
+    out: dict[str, Platform] = {}
+    folder = resources.files(__package__).joinpath("platforms")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            raw = tomli.loads(entry.read_text(encoding="utf-8"))
+            p = compile_platform(raw, f"platforms/{entry.name}")
+            if p.name != entry.name.removesuffix(".toml"):
+                raise PresetError(f"platforms/{entry.name}: name {p.name!r} must match the file name")
+            out[p.name] = p
+    return out
+
+
+def _ops_text(ops: str | list[str]) -> str:
+    ops = [ops] if isinstance(ops, str) else list(ops)
+    if not ops:
+        return ""
+    return "GraphQL " + ops[0] + (f" (+{len(ops) - 1} more)" if len(ops) > 1 else "")
