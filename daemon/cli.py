@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from zerocontact.rules import Matcher, Request, RulesError, Ruleset, evaluate, load
-from zerocontact.rules.sample import sample
+from zerocontact.rules.sample import sample as sample_text
 
 from . import paths as pathmod
 
@@ -94,7 +94,7 @@ def rules_init(path: Path | None, force: bool) -> None:
         raise UserError(f"{path} already exists; use --force to overwrite it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(sample(), encoding="utf-8")
+        path.write_text(sample_text(), encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None
     click.echo(f"wrote {path}; edit it, then: zerocontact rules check {path}")
@@ -208,14 +208,139 @@ def explain(
 
 def _load_learned(matcher: Matcher, p: pathmod.Paths) -> None:
     """Ids the daemon learned from responses, so explain judges as the daemon would."""
-    f = p.state_dir / "learned.json"
+    from .journal import learned_ids
+
+    for platform, value, person in learned_ids(p.journal):
+        matcher.learn(platform, value, person)
+
+
+@main.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The rules file (default: the user config location).",
+)
+@click.option("--sample", is_flag=True, help="Run on the embedded sample rules (a safe demo).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8341,
+    show_default=True,
+    help="Proxy port (0: any free port); the PAC file is served on the next one.",
+)
+@click.option("--pac-port", type=click.IntRange(0, 65535), default=None, help="PAC server port.")
+@click.option("-v", "--verbose", is_flag=True, help="Also log each committed journal batch.")
+@state_dir_option
+def run(
+    rules_path: Path | None,
+    sample: bool,
+    host: str,
+    port: int,
+    pac_port: int | None,
+    verbose: bool,
+    state_dir: Path | None,
+) -> None:
+    """Run the service in the foreground (Ctrl-C or SIGTERM stops it)."""
+    import asyncio
+    import logging
+
+    from .app import Daemon, Options, StartError
+    from .journal import JournalError
+
+    if sample and rules_path:
+        raise UserError("use either --rules or --sample, not both")
+    tz = local_timezone()
+    if sample:
+        try:
+            rs, rules_file = load(sample_text(), "<embedded sample>", default_timezone=tz), None
+        except RulesError as e:  # a packaging bug, but still no traceback
+            raise UserError(f"the embedded sample does not load:\n{e}") from None
+    else:
+        rules_file = default_rules(rules_path)
+        rs = read_rules(rules_file)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    for noisy in ("mitmproxy", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("zerocontact.journal").setLevel(logging.INFO if verbose else logging.WARNING)
+    opts = Options(
+        paths=pathmod.resolve(state_dir),
+        rules_path=rules_file,
+        rules_text=None,
+        host=host,
+        port=port,
+        pac_port=pac_port,
+        timezone=tz,
+    )
     try:
-        rows = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    for row in rows if isinstance(rows, list) else []:
-        if isinstance(row, list) and len(row) == 3 and all(isinstance(x, str) for x in row):
-            matcher.learn(*row)
+        asyncio.run(Daemon(opts, rs).run())
+    except (StartError, JournalError) as e:
+        raise UserError(str(e)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--path", "show", flag_value="path", default=True, help="Print the CA certificate's path.")
+@click.option("--pem", "show", flag_value="pem", help="Print the CA certificate itself (PEM).")
+@state_dir_option
+def ca(show: str, state_dir: Path | None) -> None:
+    """The interception CA to trust for HTTPS (created on first use, private to you)."""
+    import socket
+
+    from .proxy import ensure_ca
+
+    p = pathmod.resolve(state_dir)
+    p.ensure_state()
+    cert = ensure_ca(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
+
+
+@main.command("log")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many attempts.")
+@state_dir_option
+def log_cmd(as_json: bool, limit: int | None, state_dir: Path | None) -> None:
+    """The blocked attempts, newest first."""
+    from .journal import JournalError, attempts
+
+    p = pathmod.resolve(state_dir)
+    try:
+        rows = list(attempts(p.journal, limit=limit))
+    except JournalError as e:
+        raise UserError(str(e)) from None
+    if not rows and not as_json:
+        click.echo("No blocked attempts yet.")
+    for r in rows:
+        detail = f"{r['method'] or ''} {r['host'] or ''}{r['path'] or ''}".strip() or (r["detail"] or "")
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "time": r["time"],
+                        "person": r["person"],
+                        "platform": r["platform"],
+                        "surface": r["surface"],
+                        "channel": r["channel"],
+                        "detail": detail,
+                        "note": r["note"],
+                        "requests": r["requests"],
+                        "process": r["process"],
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            when = dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00")).astimezone()
+            note = f'  note: "{r["note"]}"' if r["note"] else ""
+            click.echo(
+                f"{when:%Y-%m-%d %H:%M}  {r['person'] or '-':<12} {r['platform'] or '-':<10} "
+                f"{r['surface'] or '-':<9} {detail}{note}"
+            )
 
 
 if __name__ == "__main__":
