@@ -108,7 +108,10 @@ class _Ctx:
         while k:
             if k in self._pos:
                 return self._pos[k]
-            k = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k)
+            shorter = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", k)
+            if shorter == k:
+                break
+            k = shorter  # fall back to the nearest enclosing key that the text shows
         return None, None
 
     def error(self, key: str, message: str) -> None:
@@ -238,7 +241,7 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
     if "://" in v or v.count("/") > 0:
         tail = [s for s in re.split(r"[/?#]", v.split("://", 1)[-1])[1:] if s]
         hint = f"; write only the identifier, e.g. {tail[-1].lstrip('@')!r}" if tail else ""
-        ctx.error(key, f"{given!r} looks like a URL or path, not a {platform.title} handle or id{hint}")
+        ctx.error(key, f"{given!r} looks like a URL or path, not {_a(platform.title)} handle or id{hint}")
         return None
     if forced:
         rx = dict(platform.ids)[forced]
@@ -252,6 +255,10 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
         ctx.error(key, f"{given!r} is not a valid {platform.title} {kinds}")
         return None
     return Account(platform.name, v.lower(), kind, given)
+
+
+def _a(title: str) -> str:
+    return ("an " if title[:1].lower() in "aeiou" or title == "X" else "a ") + title
 
 
 def _table(ctx: _Ctx, where: str, value: Any) -> dict[str, Any] | None:
@@ -429,6 +436,11 @@ def _load(data: bytes | str, file: str, default_timezone: str) -> Ruleset:
         line, col = getattr(e, "lineno", None), getattr(e, "colno", None)
         msg = getattr(e, "msg", str(e))
         raise RulesError([Problem(file, "", f"not valid TOML: {msg}", line, col)]) from e
+    return from_document(doc, file, text, default_timezone)
+
+
+def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezone: str = "UTC") -> Ruleset:
+    """Validate an already parsed document (``text`` only serves to locate problems)."""
     ctx = _Ctx(file, text)
     _unknown_keys(ctx, "", doc, list(TOP_KEYS))
 

@@ -222,7 +222,18 @@ def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, s
     return pat
 
 
+_TOP_KEYS = {"name", "title", "hosts", "ids", "pattern", "accounts_from", "limits", "learn", "owner_keys",
+             "frame", "strip", "examples"}
+
+
 def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise PresetError(f"{origin}: unknown keys {sorted(unknown)}")
+    for i, spec in enumerate(raw.get("learn", [])):
+        if set(spec) != {"handle", "id"}:
+            raise PresetError(f"{origin}: learn[{i}] needs exactly 'handle' and 'id' (keys after a [[table]] "
+                              "belong to it: put top-level keys before the first table)")
     try:
         name = raw["name"]
         ids = dict(raw["ids"])

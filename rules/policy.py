@@ -19,11 +19,15 @@ def entry_key(entry: Person | App) -> str:
 
 
 def ends_at(s: Schedule, start: dt.datetime | None) -> dt.datetime | None:
-    """When the entry stops for good (``until`` or start + ``for``), or None if it never does."""
+    """When the entry stops for good (``until`` or start + ``for``), or None if it never does.
+
+    All instants are UTC: Python compares and adds same-zone datetimes by wall clock, which is wrong
+    across a DST change.
+    """
     if s.until is not None:
-        return s.until
+        return s.until.astimezone(dt.UTC)
     if s.duration is not None and start is not None:
-        return start + s.duration
+        return start.astimezone(dt.UTC) + s.duration
     return None
 
 
@@ -56,8 +60,8 @@ def _boundaries(s: Schedule, t: dt.datetime, start: dt.datetime | None) -> list[
         for offset in range(-1, 9):
             d = today + dt.timedelta(days=offset)
             for w in s.windows:
-                out.append(dt.datetime.combine(d, w.start, zone))
-                out.append(dt.datetime.combine(d, w.end, zone))
+                out.append(dt.datetime.combine(d, w.start, zone).astimezone(dt.UTC))
+                out.append(dt.datetime.combine(d, w.end, zone).astimezone(dt.UTC))
     return out
 
 
@@ -76,6 +80,7 @@ def evaluate(rules: Ruleset, t: dt.datetime, started: Mapping[str, dt.datetime] 
     """Which people and apps are blocked at ``t`` (aware), and when that next changes."""
     if t.tzinfo is None:
         raise ValueError("evaluate needs an aware datetime")
+    t = t.astimezone(dt.UTC)
     started = started or {}
     entries: list[Person | App] = [*rules.people, *rules.apps]
     people: set[str] = set()
