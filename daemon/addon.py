@@ -6,6 +6,7 @@ Hooks never touch the disk or scan processes: journal writes are queued, lookups
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -213,22 +214,22 @@ class Blocker:
         return attempt.key, count
 
     def _log_with_process(self, flow: http.HTTPFlow, attempt: Attempt) -> None:
+        """Queue the attempt now; find the client process off the loop and add it when known."""
         journal = self.journal
         assert journal is not None
+        journal.record(attempt)
         peer = flow.client_conn.peername
         if not peer or not self.proxy_port:
-            journal.record(attempt)
             return
-        port = peer[1]
+        port, proxy_port = peer[1], self.proxy_port
 
         def lookup() -> None:
-            attempt.process = process_for(port, self.proxy_port)
-            journal.record(attempt)
+            name = process_for(port, proxy_port)
+            if name:
+                journal.set_process(attempt.key, name)
 
-        try:
+        with contextlib.suppress(RuntimeError):  # shutting down: the attempt is logged without it
             self._lookups.submit(lookup)
-        except RuntimeError:  # shutting down: record without the process
-            journal.record(attempt)
 
     def _block(self, flow: http.HTTPFlow, v: Verdict) -> None:
         self.blocked += 1
@@ -342,3 +343,22 @@ class Blocker:
 
     def done(self) -> None:
         self._lookups.shutdown(wait=True)
+
+
+@dataclass
+class RedirectUpstream:
+    """For tests and debugging only: send *allowed* requests for some hosts to a local plain-HTTP origin.
+
+    Runs after the Blocker, so judging always sees the real URL; it makes "passed on" observable
+    on a machine with no network.
+    """
+
+    mapping: dict[str, tuple[str, int]]
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        target = self.mapping.get(flow.request.pretty_host.lower())
+        if target:
+            flow.request.scheme = "http"
+            flow.request.host, flow.request.port = target

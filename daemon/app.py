@@ -24,7 +24,7 @@ from typing import IO
 from zerocontact.rules import Matcher, Ruleset, evaluate
 
 from . import sdnotify
-from .addon import Blocker, Enforcement
+from .addon import Blocker, Enforcement, RedirectUpstream
 from .journal import Journal, count_since, learned_ids
 from .pac import PacServer, pac
 from .paths import Paths
@@ -59,11 +59,11 @@ def check_loopback(host: str) -> str:
 class Options:
     paths: Paths
     rules_path: Path | None  # None: the embedded sample
-    rules_text: str | None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     pac_port: int | None = None
     timezone: str = "UTC"
+    redirect_upstream: dict[str, tuple[str, int]] | None = None  # tests and debugging only
 
 
 class Daemon:
@@ -120,7 +120,10 @@ class Daemon:
         self.blocker = Blocker(
             enforcement=enf, journal=self.journal, today_count=count_since(self.paths.journal, midnight)
         )
-        self.proxy = Proxy(host, self.opts.port, self.paths.ca_dir, self.blocker, enf.matcher.target_hosts())
+        extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
+        self.proxy = Proxy(
+            host, self.opts.port, self.paths.ca_dir, self.blocker, enf.matcher.target_hosts(), extra
+        )
         try:
             self.proxy_addr = await self.proxy.start()
         except OSError as e:

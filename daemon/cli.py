@@ -233,6 +233,12 @@ def _load_learned(matcher: Matcher, p: pathmod.Paths) -> None:
 )
 @click.option("--pac-port", type=click.IntRange(0, 65535), default=None, help="PAC server port.")
 @click.option("-v", "--verbose", is_flag=True, help="Also log each committed journal batch.")
+@click.option(
+    "--redirect-upstream",
+    multiple=True,
+    hidden=True,
+    help="Tests only: HOST=IP:PORT sends allowed requests for HOST to a local plain-HTTP origin.",
+)
 @state_dir_option
 def run(
     rules_path: Path | None,
@@ -241,6 +247,7 @@ def run(
     port: int,
     pac_port: int | None,
     verbose: bool,
+    redirect_upstream: tuple[str, ...],
     state_dir: Path | None,
 ) -> None:
     """Run the service in the foreground (Ctrl-C or SIGTERM stops it)."""
@@ -267,14 +274,21 @@ def run(
     for noisy in ("mitmproxy", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("zerocontact.journal").setLevel(logging.INFO if verbose else logging.WARNING)
+    redirects: dict[str, tuple[str, int]] = {}
+    for spec in redirect_upstream:
+        name, _, addr = spec.partition("=")
+        ip, _, rport = addr.rpartition(":")
+        if not (name and ip and rport.isdigit()):
+            raise UserError(f"--redirect-upstream {spec!r}: write HOST=IP:PORT")
+        redirects[name.lower()] = (ip, int(rport))
     opts = Options(
         paths=pathmod.resolve(state_dir),
         rules_path=rules_file,
-        rules_text=None,
         host=host,
         port=port,
         pac_port=pac_port,
         timezone=tz,
+        redirect_upstream=redirects or None,
     )
     try:
         asyncio.run(Daemon(opts, rs).run())

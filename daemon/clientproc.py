@@ -16,5 +16,5 @@ def process_for(client_port: int, proxy_port: int) -> str | None:
             try:
                 return f"{psutil.Process(c.pid).name()} ({c.pid})"
             except psutil.Error:
-                return f"pid {c.pid}"
+                return f"pid {c.pid} (exited)"
     return None

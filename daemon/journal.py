@@ -174,6 +174,9 @@ class Journal:
         """Fold one more request (of the same page load or burst) into an attempt."""
         self._q.put(("bump", (key, iso(t))))
 
+    def set_process(self, key: str, process: str) -> None:
+        self._q.put(("process", (key, process[:200])))
+
     def note(self, key: str, text: str) -> None:
         self._q.put(("note", (key, text[:500])))
 
@@ -265,6 +268,8 @@ class Journal:
                         "UPDATE attempts SET requests = requests + 1, last_time = ? WHERE key = ?",
                         (v[1], v[0]),
                     )
+                elif kind == "process":
+                    con.execute("UPDATE attempts SET process = ? WHERE key = ?", (v[1], v[0]))
                 elif kind == "note":
                     con.execute("UPDATE attempts SET note = ? WHERE key = ?", (v[1], v[0]))
                 elif kind == "learned":

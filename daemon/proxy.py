@@ -48,7 +48,16 @@ class _Ready:
 class Proxy:
     """An embedded mitmproxy in regular mode on one loopback address."""
 
-    def __init__(self, host: str, port: int, confdir: Path, addon: Any, target_hosts: list[str]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        confdir: Path,
+        addon: Any,
+        target_hosts: list[str],
+        extra_addons: tuple[Any, ...] = (),
+    ) -> None:
+        self.extra_addons = extra_addons
         self.opts = options.Options(
             listen_host=host, listen_port=port, confdir=str(confdir), mode=[f"regular@{host}:{port}"]
         )
@@ -68,7 +77,7 @@ class Proxy:
             upstream_cert=False,
         )
         ready = _Ready()
-        m.addons.add(self.addon, ready)
+        m.addons.add(self.addon, *self.extra_addons, ready)
         self._task = asyncio.create_task(m.run(), name="mitmproxy")
         waiter = asyncio.create_task(ready.event.wait())
         await asyncio.wait([self._task, waiter], return_when=asyncio.FIRST_COMPLETED)

@@ -133,7 +133,11 @@ class Matcher:
 
     def lookup(self, platform: str, value: str) -> tuple[str, ...]:
         v = norm(value)
-        return self._ids.get(platform, {}).get(v, ()) + self._learned.get(platform, {}).get(v, ())
+        found = self._ids.get(platform, {}).get(v, ()) + self._learned.get(platform, {}).get(v, ())
+        plat = self.platforms.get(platform)
+        for src in plat.accounts_from if plat else ():  # ids learned on Instagram hold on Threads too
+            found += self._learned.get(src, {}).get(v, ())
+        return found
 
     # -- judging ----------------------------------------------------------------------------------
     def judge(self, req: Request, active: Collection[str] | None = None, _depth: int = 0) -> Verdict:
@@ -231,9 +235,9 @@ class Matcher:
             segs = req.segments
             if len(segs) < len(pat.path) or (pat.exact and len(segs) != len(pat.path)):
                 return None
-            for t, s in zip(pat.path, segs, strict=False):
+            for i, (t, s) in enumerate(zip(pat.path, segs, strict=False)):
                 got = t.capture(s)
-                if got is None:
+                if got is None or (i == 0 and t.kind and s.lower() in plat.reserved):
                     return None
                 if t.kind:
                     values.append((t, got))
@@ -245,16 +249,18 @@ class Matcher:
             (pat.json, req.json_index),
             (pat.variables, req.variables_index),
         ]
-        found_structure = bool(values)
+        declared = False
+        present = False
         for spec, data in sources:
             for key, t in spec:
+                declared = True
                 for raw in data.get(key, ()):
-                    found_structure = True
+                    present = True
                     for item in raw.split(pat.split) if pat.split else (raw,):
-                        got = t.capture(item.strip())
-                        if got is not None and t.kind:
-                            values.append((t, got))
-        if not found_structure and pat.owner == "request":
+                        if t.kind:
+                            values.extend((t, got) for got in t.captures(item.strip()))
+        # A pattern that names request fields applies only when one of them is there at all.
+        if declared and not present and not values:
             return None
         for t, v in values:
             if t.kind == "url":

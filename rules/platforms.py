@@ -33,6 +33,14 @@ class Template:
     text: str
     kind: str | None  # None: a literal (or glob) with no identifier in it
     regex: re.Pattern[str]
+    # For "*{id}*": every token-bounded identifier inside the value (lists like "[1234,5678]").
+    scan: re.Pattern[str] | None = None
+
+    def captures(self, value: str) -> list[str]:
+        if self.scan is not None:
+            return [m.group("v") for m in self.scan.finditer(value)]
+        got = self.capture(value)
+        return [got] if got else []
 
     def capture(self, value: str) -> str | None:
         m = self.regex.fullmatch(value)
@@ -118,6 +126,10 @@ class Platform:
     frames: tuple[FrameRule, ...] = ()
     strips: tuple[StripRule, ...] = ()
     examples: dict[str, str] = field(default_factory=dict)
+    # Literal first path segments of this platform's own routes (/stories, /p, /api …): a handle
+    # captured from the first segment can never be one of these, so a person called "stories" does
+    # not turn everyone's /stories/<x>/ into their profile.
+    reserved: frozenset[str] = frozenset()
 
     def classify(self, value: str) -> str | None:
         """Which identifier kind a value written in the rules file is, or None if it is none."""
@@ -150,7 +162,12 @@ def compile_template(text: str, ids: dict[str, str], where: str) -> Template:
             else:
                 raise PresetError(f"{where}: unknown placeholder {{{kind}}} in {text!r}")
             out.append(f"(?P<v>{rx})")
-    return Template(text, kinds[0] if kinds else None, re.compile("".join(out), re.IGNORECASE | re.DOTALL))
+    scan = None
+    if kinds and text.startswith("*") and text.endswith("*") and len(parts) == 3:
+        scan = re.compile(rf"(?<![\w.-]){out[1]}(?![\w.-])", re.IGNORECASE)
+    return Template(
+        text, kinds[0] if kinds else None, re.compile("".join(out), re.IGNORECASE | re.DOTALL), scan
+    )
 
 
 def _pairs(data: Any, ids: dict[str, str], where: str) -> tuple[tuple[str, Template], ...]:
@@ -222,8 +239,20 @@ def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, s
     return pat
 
 
-_TOP_KEYS = {"name", "title", "hosts", "ids", "pattern", "accounts_from", "limits", "learn", "owner_keys",
-             "frame", "strip", "examples"}
+_TOP_KEYS = {
+    "name",
+    "title",
+    "hosts",
+    "ids",
+    "pattern",
+    "accounts_from",
+    "limits",
+    "learn",
+    "owner_keys",
+    "frame",
+    "strip",
+    "examples",
+}
 
 
 def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
@@ -232,8 +261,10 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
         raise PresetError(f"{origin}: unknown keys {sorted(unknown)}")
     for i, spec in enumerate(raw.get("learn", [])):
         if set(spec) != {"handle", "id"}:
-            raise PresetError(f"{origin}: learn[{i}] needs exactly 'handle' and 'id' (keys after a [[table]] "
-                              "belong to it: put top-level keys before the first table)")
+            raise PresetError(
+                f"{origin}: learn[{i}] needs exactly 'handle' and 'id' (keys after a [[table]] "
+                "belong to it: put top-level keys before the first table)"
+            )
     try:
         name = raw["name"]
         ids = dict(raw["ids"])
@@ -266,6 +297,11 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
                 for s in raw.get("strip", [])
             ),
             examples=dict(raw.get("examples", {})),
+            reserved=frozenset(
+                p.path[0].text.lower()
+                for p in patterns
+                if p.path and p.path[0].kind is None and "*" not in p.path[0].text
+            ),
         )
     except (KeyError, TypeError, re.error) as e:
         raise PresetError(f"{origin}: {type(e).__name__}: {e}") from e

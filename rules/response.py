@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 _SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE)
-_ASSIGN = re.compile(rb"^\s*(?:window\.)?[\w.$\[\]\"']+\s*=\s*(\{.*\})\s*;?\s*$", re.DOTALL)
+# `window.__DATA__ = {...};`, `var ytInitialData = {...};` and the like (code may follow the object)
+_ASSIGN = re.compile(rb"^\s*(?:(?:var|let|const)\s+)?(?:window\.)?[\w.$\[\]\"']+\s*=\s*(?=\{)")
 MAX_BODY = 8 * 1024 * 1024
 
 
@@ -39,11 +40,18 @@ def json_objects(body: bytes, content_type: str) -> list[Any]:
             doc = _loads(inner)
             if doc is None and b"json" not in attrs.lower():
                 m = _ASSIGN.match(inner)
-                doc = _loads(m.group(1)) if m else None
+                doc = _raw_decode(inner[m.end() :]) if m else None
             if doc is not None:
                 found.append(doc)
         return found
     return []
+
+
+def _raw_decode(data: bytes) -> Any:
+    try:
+        return json.JSONDecoder().raw_decode(data.decode("utf-8"))[0]
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def _loads(data: bytes) -> Any:

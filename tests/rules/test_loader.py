@@ -39,8 +39,10 @@ def test_sample_documents_every_field() -> None:
 
 
 def test_misspelt_platform_is_located_with_a_suggestion() -> None:
-    text = '[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example" }\n\n' \
-           '[[person]]\nname = "Alex"\naccounts = { instgram = "alex" }\n'
+    text = (
+        '[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example" }\n\n'
+        '[[person]]\nname = "Alex"\naccounts = { instgram = "alex" }\n'
+    )
     (p,) = problems(text)
     assert p == "r.toml:7:14: person[2].accounts.instgram: unknown platform; did you mean 'instagram'?"
 
@@ -103,7 +105,9 @@ def test_ruleset_is_immutable() -> None:
 
 
 def test_account_forms() -> None:
-    rs = load('[[person]]\nname = "S"\naccounts = { x = ["@SamExample", "id:1234567"], instagram = "99887766" }\n')
+    rs = load(
+        '[[person]]\nname = "S"\naccounts = { x = ["@SamExample", "id:1234567"], instagram = "99887766" }\n'
+    )
     accs = {(a.platform, a.value, a.kind) for a in rs.people[0].accounts}
     assert accs == {("x", "samexample", "handle"), ("x", "1234567", "id"), ("instagram", "99887766", "id")}
 
@@ -126,14 +130,17 @@ def test_until_and_for_together_rejected() -> None:
 
 def test_custom_site() -> None:
     rs = load(
-        '[[site]]\nname = "forum"\nhosts = ["forum.example.org"]\npages = { profile = ["/members/{handle}"] }\n'
+        '[[site]]\nname = "forum"\nhosts = ["forum.example.org"]\n'
+        'pages = { profile = ["/members/{handle}"] }\n'
         '[[person]]\nname = "S"\naccounts = { forum = "sam" }\n'
     )
     assert rs.sites[0].hosts == ("forum.example.org",)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90d", 90 * 86400), ("24h", 86400), ("1d12h", 129600),
-                                                ("30m", 1800), ("1w", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90d", 90 * 86400), ("24h", 86400), ("1d12h", 129600), ("30m", 1800), ("1w", 604800)],
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
@@ -159,20 +166,48 @@ def test_loader_only_raises_its_own_error_for_any_bytes(data: bytes) -> None:
         assert not any("internal error" in p.message for p in e.problems), e
 
 
-_keys = st.sampled_from(["name", "accounts", "block", "until", "for", "windows", "match", "action", "x",
-                         "instagram", "cooling_off", "timezone", "hosts", "pages", "profile", "grace"])
+_keys = st.sampled_from(
+    [
+        "name",
+        "accounts",
+        "block",
+        "until",
+        "for",
+        "windows",
+        "match",
+        "action",
+        "x",
+        "instagram",
+        "cooling_off",
+        "timezone",
+        "hosts",
+        "pages",
+        "profile",
+        "grace",
+    ]
+)
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-    | st.dates() | st.datetimes(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.dates()
+    | st.datetimes(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
     max_leaves=10,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["person", "app", "site", "lock", "settings", "other"]),
-                       st.lists(st.dictionaries(_keys, _values, max_size=5), max_size=3)
-                       | st.dictionaries(_keys, _values, max_size=4), max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["person", "app", "site", "lock", "settings", "other"]),
+        st.lists(st.dictionaries(_keys, _values, max_size=5), max_size=3)
+        | st.dictionaries(_keys, _values, max_size=4),
+        max_size=4,
+    )
+)
 def test_loader_only_raises_its_own_error_for_any_structure(doc: dict[str, Any]) -> None:
     try:
         from_document(doc, "fuzz.toml")

@@ -27,6 +27,7 @@ def test_no_substring_false_positives(handle: str, pre: str, post: str, platform
     if platform == "x":
         handle = handle.replace(".", "_")[:15]
         pre, post = pre.replace(".", "_"), post.replace(".", "_")
+    assume(handle.lower() not in presets()[platform].reserved)  # the platform's own routes are no one's
     other = pre + handle + post
     m = matcher_for(handle)
     host = {"instagram": "www.instagram.com", "x": "x.com"}[platform]
@@ -40,10 +41,16 @@ def test_no_substring_false_positives(handle: str, pre: str, post: str, platform
 
 def test_same_verdicts_with_10_and_10000_handles() -> None:
     few = "\n".join(f'[[person]]\nname = "p{i}"\naccounts = {{ instagram = "user{i}" }}' for i in range(10))
-    many = "\n".join(f'[[person]]\nname = "p{i}"\naccounts = {{ instagram = "user{i}" }}' for i in range(10_000))
+    many = "\n".join(
+        f'[[person]]\nname = "p{i}"\naccounts = {{ instagram = "user{i}" }}' for i in range(10_000)
+    )
     m1, m2 = Matcher(load(few)), Matcher(load(many))
-    for url in ("https://www.instagram.com/user3/", "https://www.instagram.com/user30/",
-                "https://www.instagram.com/stories/user9999/", "https://www.instagram.com/explore/"):
+    for url in (
+        "https://www.instagram.com/user3/",
+        "https://www.instagram.com/user30/",
+        "https://www.instagram.com/stories/user9999/",
+        "https://www.instagram.com/explore/",
+    ):
         v1, v2 = m1.judge(Request("GET", url)), m2.judge(Request("GET", url))
         assert (v1.block, v1.person) == (v2.block, v2.person) or "user30" in url or "9999" in url
     assert m2.judge(Request("GET", "https://www.instagram.com/user9999/")).person == "p9999"

@@ -11,7 +11,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def rules(extra: str, tz: str = "Europe/Berlin") -> object:
-    return load(f'[settings]\ntimezone = "{tz}"\n[[person]]\nname = "Sam"\naccounts = {{ x = "sam" }}\n{extra}')
+    return load(
+        f'[settings]\ntimezone = "{tz}"\n[[person]]\nname = "Sam"\naccounts = {{ x = "sam" }}\n{extra}'
+    )
 
 
 def at(*args: int) -> dt.datetime:
