@@ -238,6 +238,12 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
         forced, v = v.split(":", 1)
     if v.startswith("@"):
         v, forced = v[1:], forced or ("handle" if any(k == "handle" for k, _ in platform.ids) else None)
+    if (
+        forced in (None, "phone")
+        and any(k == "phone" for k, _ in platform.ids)
+        and re.fullmatch(r"\+?[0-9][0-9 ().-]{5,}", v)
+    ):
+        v, forced = re.sub(r"[^0-9]", "", v), "phone"  # "+1 (555) 123-4567" as links carry it: digits
     if "://" in v or v.count("/") > 0:
         tail = [s for s in re.split(r"[/?#]", v.split("://", 1)[-1])[1:] if s]
         hint = f"; write only the identifier, e.g. {tail[-1].lstrip('@')!r}" if tail else ""

@@ -20,3 +20,18 @@ def test_every_subpackage_is_listed() -> None:
             found.add(".".join([pkg, *rel.parts]))
     assert found == listed
     assert set(dirs.values()) == {"daemon", "rules", "installer"}
+
+
+def test_readme_first_screen_and_ci_agree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_screen = "\n".join(readme.splitlines()[:20])
+    assert "./dev run" in first_screen and "./dev test" in first_screen
+    assert "exec ./dev test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_lists_every_platform_preset() -> None:
+    from zerocontact.rules.platforms import presets
+
+    readme = (ROOT / "README.md").read_text()
+    for name in presets():
+        assert f"\n| {name} |" in readme, f"README's platform table lacks {name}"

@@ -1,0 +1,213 @@
+"""The addon with mitmproxy's own test helpers (taddons, tflow): real flows, real rules text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+from mitmproxy.websocket import WebSocketMessage
+from wsproto.frame_protocol import Opcode
+
+from zerocontact.daemon.addon import Blocker, Enforcement
+from zerocontact.rules import Matcher, evaluate, load
+from zerocontact.rules.policy import State
+
+CASES = Path(__file__).resolve().parent.parent / "rules" / "cases"
+
+
+def blocker(rules_text: str, learned: list[list[str]] = ()) -> Blocker:  # type: ignore[assignment]
+    rules = load(rules_text)
+    m = Matcher(rules)
+    for platform, value, person in learned:
+        m.learn(platform, value, person)
+    import datetime as dt
+
+    return Blocker(enforcement=Enforcement(rules, m, evaluate(rules, dt.datetime.now(dt.UTC))))
+
+
+def flow(method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"") -> http.HTTPFlow:
+    f = tflow.tflow()
+    f.request = http.Request.make(method, url, body, headers or {})
+    return f
+
+
+def _cases() -> list[Any]:
+    out = []
+    for file in sorted(CASES.glob("*.toml")):
+        doc = tomli.loads(file.read_text())
+        for i, c in enumerate(doc["case"]):
+            out.append(
+                pytest.param(file.stem, doc["rules"], doc.get("learned", []), c, id=f"{file.stem}-{i + 1}")
+            )
+    return out
+
+
+_BLOCKERS: dict[str, Blocker] = {}
+
+
+@pytest.mark.parametrize(("name", "rules", "learned", "case"), _cases())
+def test_addon_answers_exactly_the_blocked_cases(
+    name: str, rules: str, learned: list[list[str]], case: dict[str, Any]
+) -> None:
+    if name not in _BLOCKERS:
+        _BLOCKERS[name] = blocker(rules, learned)
+    b = _BLOCKERS[name]
+    method, _, url = case["request"].rpartition(" ")
+    f = flow(method or "GET", url, case.get("headers"), case.get("body", "").encode())
+    with taddons.context(b):
+        b.request(f)
+    if case["verdict"] == "block":
+        assert f.response is not None and f.response.status_code == 403, case
+        assert f.response.headers["X-Zerocontact"] == "blocked"
+    else:
+        assert f.response is None, (case, f.response and f.response.text[:200])
+
+
+RULES = (
+    '[settings]\nshow_name = false\n[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example", '
+    'spotify = "21t64rkd4a6ykxmin5ahgpj4q" }\nwhy = "Healing."\n'
+)
+
+
+def test_page_navigation_gets_the_block_page_and_api_calls_json() -> None:
+    b = blocker(RULES)
+    page = flow(
+        "GET", "https://www.instagram.com/sam.example/", {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+    )
+    api = flow(
+        "GET",
+        "https://www.instagram.com/sam.example/",
+        {"Sec-Fetch-Dest": "empty", "Accept": "application/json"},
+    )
+    with taddons.context(b):
+        b.request(page)
+        b.request(api)
+    assert page.response is not None and 'data-zerocontact="blocked"' in page.response.text
+    assert "Sam" not in page.response.text  # the name is shown only when the rules ask for it
+    assert "Healing." in page.response.text
+    assert "default-src 'none'" in page.response.headers["Content-Security-Policy"]
+    assert api.response is not None and json.loads(api.response.text)["zerocontact"] == "blocked"
+    assert api.response.headers["Content-Type"].startswith("application/json")
+    assert "Retry-After" not in api.response.headers
+
+
+def test_show_name_setting() -> None:
+    b = blocker(RULES.replace("show_name = false", "show_name = true"))
+    f = flow("GET", "https://www.instagram.com/sam.example/")
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is not None and "of Sam" in f.response.text
+
+
+def test_post_opened_by_shortcode_is_checked_in_the_response() -> None:
+    b = blocker(RULES)
+    theirs = flow("GET", "https://www.instagram.com/p/Chm_-tPJqpd/?__a=1", {"Accept": "application/json"})
+    other = flow("GET", "https://www.instagram.com/p/Other123/?__a=1", {"Accept": "application/json"})
+    with taddons.context(b):
+        for f, (owner, pk) in ((theirs, ("sam.example", "52222405344")), (other, ("someone", "777"))):
+            b.request(f)
+            assert f.response is None
+            f.response = http.Response.make(
+                200,
+                json.dumps({"items": [{"code": "x", "user": {"pk": pk, "username": owner}}]}),
+                {"Content-Type": "application/json"},
+            )
+            b.response(f)
+    assert theirs.response is not None and theirs.response.status_code == 403
+    assert other.response is not None and other.response.status_code == 200
+
+
+def test_ids_learned_from_allowed_responses_block_id_only_calls() -> None:
+    b = blocker(RULES)
+    search = flow("GET", "https://www.instagram.com/api/v1/web/search/topsearch/?query=cats")
+    story = flow("GET", "https://i.instagram.com/api/v1/feed/user/343260652/story/")
+    with taddons.context(b):
+        b.request(search)
+        assert search.response is None
+        search.response = http.Response.make(
+            200,
+            json.dumps({"users": [{"user": {"pk": "343260652", "username": "sam.example"}}]}),
+            {"Content-Type": "application/json"},
+        )
+        b.response(search)
+        b.request(story)
+    assert story.response is not None and story.response.status_code == 403
+
+
+def test_friend_activity_entry_is_removed_not_the_list() -> None:
+    b = blocker(RULES)
+    f = flow("GET", "https://guc-spclient.spotify.com/presence-view/v1/buddylist")
+    friends = {
+        "friends": [
+            {"user": {"uri": "spotify:user:21t64rkd4a6ykxmin5ahgpj4q"}, "track": {}},
+            {"user": {"uri": "spotify:user:someoneelse"}, "track": {}},
+        ]
+    }
+    with taddons.context(b):
+        b.request(f)
+        assert f.response is None
+        f.response = http.Response.make(200, json.dumps(friends), {"Content-Type": "application/json"})
+        b.response(f)
+    kept = json.loads(f.response.text)["friends"]
+    assert [x["user"]["uri"] for x in kept] == ["spotify:user:someoneelse"]
+
+
+def test_presence_websocket_message_is_dropped() -> None:
+    b = blocker(RULES)
+    f = tflow.twebsocketflow()
+    f.request.host = "dealer.spotify.com"
+    theirs = json.dumps({"type": "message", "uri": "hm://presence2/user/21t64rkd4a6ykxmin5ahgpj4q"}).encode()
+    other = json.dumps({"type": "message", "uri": "hm://presence2/user/someoneelse"}).encode()
+    with taddons.context(b):
+        assert f.websocket is not None
+        for content in (theirs, other):
+            f.websocket.messages.append(WebSocketMessage(Opcode.TEXT, False, content))
+            b.websocket_message(f)
+    assert f.websocket.messages[-2].dropped and not f.websocket.messages[-1].dropped
+
+
+def test_error_while_judging_fails_closed_for_targets_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = blocker(RULES)
+
+    def boom(*a: object, **k: object) -> None:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(b.enforcement.matcher, "judge", boom)
+    target = flow("GET", "https://www.instagram.com/explore/")
+    other = flow("GET", "https://example.org/")
+    with taddons.context(b):
+        b.request(target)
+        b.request(other)
+    assert target.response is not None and target.response.status_code == 403
+    assert other.response is None
+
+
+def test_inactive_schedule_lets_requests_through() -> None:
+    b = blocker(RULES)
+    b.enforcement = Enforcement(
+        b.enforcement.rules,
+        b.enforcement.matcher,
+        State(b.enforcement.state.at, frozenset(), frozenset(), None, {}),
+    )
+    f = flow("GET", "https://www.instagram.com/sam.example/")
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is None
+
+
+def test_note_endpoint_is_answered_locally() -> None:
+    b = blocker(RULES)
+    f = flow(
+        "POST",
+        "https://www.instagram.com/.zerocontact/note",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"attempt=abc&note=a+song",
+    )
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is not None and 'data-zerocontact="noted"' in f.response.text

@@ -1,0 +1,139 @@
+"""The command line: clear messages and exit codes, never a traceback; explain's stable JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from zerocontact.daemon.cli import main
+
+ZC = str(Path(sys.executable).with_name("zerocontact"))
+RULES = '[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example", x = "samexample" }\n'
+
+
+def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ZC, *args], capture_output=True, text=True, input=input, timeout=60)
+
+
+def test_rules_init_then_check(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    r = run("rules", "init", str(path))
+    assert r.returncode == 0 and path.exists()
+    r = run("rules", "check", str(path))
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"{path}: ok: 1 person, ") and "instagram" in r.stdout
+    r = run("rules", "init", str(path))
+    assert r.returncode == 1 and "already exists" in r.stderr
+
+
+def test_rules_init_default_location_follows_xdg(isolated_home: Path) -> None:
+    r = run("rules", "init")
+    assert r.returncode == 0
+    assert (isolated_home / ".config" / "zerocontact" / "rules.toml").exists()
+    assert run("rules", "check").returncode == 0
+
+
+def test_rules_check_lists_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[[person]]\nname = "Sam"\naccounts = { instgram = "sam", x = "a/b" }\nblock = ["storys"]\n'
+    )
+    r = run("rules", "check", str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "3 problems" in r.stderr
+    assert (
+        f"{path}:3:14: person[1].accounts.instgram: unknown platform; did you mean 'instagram'?" in r.stderr
+    )
+    assert "person[1].block[1]: unknown surface 'storys'; did you mean 'stories'?" in r.stderr
+
+
+def test_rules_check_missing_file(tmp_path: Path) -> None:
+    r = run("rules", "check", str(tmp_path / "nope.toml"))
+    assert r.returncode == 1 and "no rules file" in r.stderr and "rules init" in r.stderr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200))
+def test_rules_check_never_tracebacks(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "fuzz.toml"
+    path.write_bytes(data)
+    r = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert r.exit_code in (0, 1)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+
+
+def test_explain_arguments_and_json(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(RULES)
+    r = run(
+        "explain",
+        "--rules",
+        str(rules),
+        "--json",
+        "https://www.instagram.com/sam.example/",
+        "POST",
+        "https://x.com/someone",
+        "https://www.instagram.com/p/ABC/",
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["request"] for x in rows] == [
+        "GET https://www.instagram.com/sam.example/",
+        "POST https://x.com/someone",
+        "GET https://www.instagram.com/p/ABC/",
+    ]
+    for x in rows:
+        assert {"request", "verdict", "person", "platform", "surface", "reason", "certain"} <= set(x)
+    assert (rows[0]["verdict"], rows[0]["person"], rows[0]["surface"], rows[0]["certain"]) == (
+        "block",
+        "Sam",
+        "profile",
+        True,
+    )
+    assert rows[1]["verdict"] == "allow" and rows[1]["person"] is None
+    assert rows[2]["verdict"] == "allow" and rows[2]["certain"] is False
+
+
+def test_explain_reads_stdin_with_bodies(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(RULES)
+    body = tmp_path / "body.json"
+    body.write_text('{"variables": {"screen_name": "samexample"}}')
+    lines = (
+        f"https://x.com/samexample\nPOST https://x.com/i/api/graphql/q/UserByScreenName @{body}\n"
+        "# a comment\n\nhttps://example.org/\n"
+    )
+    r = run("explain", "--rules", str(rules), "--json", input=lines)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["verdict"] for x in rows] == ["block", "block", "allow"]
+    r = run("explain", "--rules", str(rules), input="POST https://x.com/a @/no/such/file\n")
+    assert r.returncode == 1 and "cannot read body file" in r.stderr
+
+
+def test_explain_readable_output_and_body_option(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(RULES)
+    body = tmp_path / "b.json"
+    body.write_text('{"operationName": "UserByScreenName", "variables": {"screen_name": "SamExample"}}')
+    r = run("explain", "--rules", str(rules), "--body", str(body), "POST https://x.com/i/api/graphql")
+    assert r.returncode == 0 and r.stdout.startswith("BLOCK  POST https://x.com/i/api/graphql")
+
+
+def test_commands_share_state_via_xdg_and_state_dir(tmp_path: Path, isolated_home: Path) -> None:
+    r = run("ca", "--path")
+    assert r.returncode == 0
+    assert Path(r.stdout.strip()) == isolated_home / ".local/state/zerocontact/ca/mitmproxy-ca-cert.pem"
+    assert "BEGIN CERTIFICATE" in run("ca", "--pem").stdout
+    other = tmp_path / "elsewhere"
+    r = run("ca", "--path", "--state-dir", str(other))
+    assert r.stdout.strip() == str(other / "ca" / "mitmproxy-ca-cert.pem")
+    assert oct(os.stat(other / "ca" / "mitmproxy-ca.pem").st_mode & 0o777) == "0o600"
+    r = run("log", "--state-dir", str(tmp_path / "empty"))
+    assert r.returncode == 1 and "no journal" in r.stderr

@@ -1,0 +1,125 @@
+"""Headless Chromium (Debian's chromium) through the proxy and through the PAC file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cdp import CDP
+from tests.e2e.conftest import Daemon
+from tests.support import need_tool, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+TARGET = "https://www.instagram.com/sam.example/"
+
+
+def nss_home(tmp_path: Path, ca: Path) -> Path:
+    """A HOME whose NSS database trusts the daemon's CA, as `zerocontact install` will arrange."""
+    home = tmp_path / "browser-home"
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    certutil = need_tool("certutil")
+    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True)
+    subprocess.run(
+        [certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "zerocontact", "-i", str(ca)], check=True
+    )
+    return home
+
+
+def chromium(tmp_path: Path, home: Path, *args: str) -> list[str]:
+    return [
+        need_tool("chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=390,844",
+        *args,
+    ]
+
+
+@pytest.fixture
+def browser(tmp_path: Path, daemon: Daemon) -> Iterator[CDP]:
+    home = nss_home(tmp_path, daemon.ca)
+    proc = subprocess.Popen(
+        chromium(
+            tmp_path,
+            home,
+            f"--proxy-server=http://{daemon.proxy}",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ),
+        env={**os.environ, "HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    port_file = tmp_path / "profile" / "DevToolsActivePort"
+    port = wait_for(lambda: port_file.exists() and port_file.read_text().split("\n")[0], 30, "devtools")
+    targets = wait_for(
+        lambda: [
+            t
+            for t in json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5))
+            if t["type"] == "page"
+        ],
+        30,
+        "a page target",
+    )
+    cdp = CDP(targets[0]["webSocketDebuggerUrl"])
+    yield cdp
+    cdp.close()
+    proc.kill()
+    proc.wait()
+
+
+def test_block_page_in_chromium_and_the_note_lands_in_the_journal(
+    browser: CDP, daemon: Daemon, tmp_path: Path
+) -> None:
+    browser.call("Page.enable")
+    browser.call("Page.navigate", url=TARGET)
+    assert browser.wait("document.documentElement.dataset.zerocontact") == "blocked"
+    text = browser.evaluate("document.body.innerText")
+    assert "You chose not to look at this" in text and "An Instagram profile" in text
+    # self-contained: nothing on the page loads anything
+    assert browser.evaluate("performance.getEntriesByType('resource').length") == 0
+    png = browser.screenshot()
+    (tmp_path / "block-page.png").write_bytes(png)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    browser.evaluate(
+        "document.querySelector('input[name=note]').value = 'our song came on';"
+        "document.querySelector('form').submit(); true"
+    )
+    assert browser.wait("document.documentElement.dataset.zerocontact === 'noted'") is True
+
+    def note() -> str | None:
+        con = sqlite3.connect(f"file:{daemon.state / 'journal.sqlite3'}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT note FROM attempts WHERE note IS NOT NULL").fetchone()
+        finally:
+            con.close()
+        return row[0] if row else None
+
+    assert wait_for(note, 10, "the note in the journal") == "our song came on"
+
+
+def test_block_page_through_the_pac_file(tmp_path: Path, daemon: Daemon) -> None:
+    home = nss_home(tmp_path, daemon.ca)
+    r = subprocess.run(
+        chromium(tmp_path, home, f"--proxy-pac-url={daemon.pac}", "--dump-dom", TARGET),
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert 'data-zerocontact="blocked"' in r.stdout, r.stderr[-2000:]
