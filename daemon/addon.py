@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.utils
 import json
 import logging
 import time
@@ -61,6 +62,7 @@ class Blocker:
     proxy_port: int = 0
     today_count: int = 0
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    on_date: Callable[[dt.datetime], None] | None = None  # a platform's HTTPS Date header, for the clock
     pages: Pages = field(default_factory=Pages)
     _recent: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     _today: _Today = field(default_factory=_Today)
@@ -103,6 +105,9 @@ class Blocker:
             return
         platform = verdict.platform or ""
         enf = self.enforcement
+        if self.on_date is not None and flow.request.scheme == "https" and "date" in flow.response.headers:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                self.on_date(email.utils.parsedate_to_datetime(flow.response.headers["date"]))
         plat = enf.matcher.platforms.get(platform)
         if plat is None:
             return

@@ -1,13 +1,15 @@
-"""The daemon: one asyncio loop running the proxy, the PAC server, policy updates and signals.
+"""The daemon: one asyncio loop running the proxy, the PAC server, the schedule and reloads.
 
-Threads (the journal writer, process lookups) hand their results back; nothing here blocks the loop
-for long. A second instance on the same state directory is refused.
+Threads (journal writer, file watcher, process lookups) hand results back to the loop; nothing here
+blocks it for long. A second instance on the same state directory is refused. Every decision uses
+trusted time (``clock.TrustedClock``) and the commitment rules (``rules.commit``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import ipaddress
@@ -19,13 +21,17 @@ import socket
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from zerocontact.rules import Matcher, Ruleset, evaluate
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from zerocontact.rules import Matcher, RulesError, Ruleset, evaluate, load
 
 from . import sdnotify
 from .addon import Blocker, Enforcement, RedirectUpstream
-from .journal import Journal, count_since, learned_ids
+from .clock import TrustedClock
+from .commitment import Commitment, write_private
+from .journal import Attempt, Journal, count_since, learned_ids
 from .pac import PacServer, pac
 from .paths import Paths
 from .proxy import Proxy, ensure_ca
@@ -66,10 +72,14 @@ class Options:
     redirect_upstream: dict[str, tuple[str, int]] | None = None  # tests and debugging only
 
 
+def _same_rules(a: Ruleset, b: Ruleset) -> bool:
+    return dataclasses.replace(a, source="") == dataclasses.replace(b, source="")
+
+
 class Daemon:
     def __init__(self, opts: Options, rules: Ruleset) -> None:
         self.opts = opts
-        self.rules = rules
+        self.requested = rules  # what the rules file asks for
         self.paths = opts.paths
         self._lock_file: IO[str] | None = None
         self._stop = asyncio.Event()
@@ -77,7 +87,13 @@ class Daemon:
         self.blocker: Blocker | None = None
         self.proxy: Proxy | None = None
         self.pac_server: PacServer | None = None
+        self.clock: TrustedClock | None = None
+        self.commitment: Commitment | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.watcher: Any = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
+        self.last_reload: dict[str, Any] = {"ok": True, "time": None, "detail": "loaded at start"}
+        self.runtime: dict[str, Any] = {}
 
     # -- start-up ---------------------------------------------------------------------------------
     def _lock(self) -> None:
@@ -98,13 +114,34 @@ class Daemon:
         f.flush()
         self._lock_file = f
 
-    def enforcement(self, rules: Ruleset, matcher: Matcher | None = None) -> Enforcement:
-        if matcher is None:
+    def _on_tamper(self, detail: str) -> None:
+        if self.journal:
+            self.journal.event("tamper", detail)
+            self.journal.record(
+                Attempt(
+                    time=dt.datetime.now(dt.UTC),
+                    person=None,
+                    platform=None,
+                    surface=None,
+                    channel="bypass",
+                    detail=f"clock: {detail}",
+                )
+            )
+
+    def _enforcement(self, old: Enforcement | None) -> Enforcement:
+        """Decide what is in force now (commitment, then the schedule) and build what hooks need."""
+        assert self.clock is not None and self.commitment is not None
+        now = self.clock.now()
+        decision = self.commitment.decide(self.requested, now)
+        rules = decision.effective
+        if old is not None and _same_rules(old.rules, rules):
+            matcher = old.matcher
+        else:
             matcher = Matcher(rules)
-            for platform, value, person in learned_ids(self.paths.journal):
+            learned = old.matcher.learned() if old else learned_ids(self.paths.journal)
+            for platform, value, person in learned:
                 matcher.learn(platform, value, person)
-        now = dt.datetime.now(dt.UTC)
-        return Enforcement(rules, matcher, evaluate(rules, now))
+        return Enforcement(rules, matcher, evaluate(rules, now, self.commitment.started))
 
     async def run(self) -> None:
         os.umask(0o077)  # everything the daemon writes is private to its owner
@@ -114,11 +151,17 @@ class Daemon:
         ca_cert = ensure_ca(self.paths.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
         self.journal = Journal(self.paths.journal)
         self.journal.start()
-        enf = self.enforcement(self.rules)
-        tz = zoneinfo.ZoneInfo(self.rules.settings.timezone or "UTC")
+        self.clock = TrustedClock(self.paths.state_dir / "clock.json", on_tamper=self._on_tamper)
+        self.commitment = Commitment(self.paths.state_dir, self.opts.timezone)
+        enf = self._enforcement(None)
+        tz = zoneinfo.ZoneInfo(enf.rules.settings.timezone or "UTC")
         midnight = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
         self.blocker = Blocker(
-            enforcement=enf, journal=self.journal, today_count=count_since(self.paths.journal, midnight)
+            enforcement=enf,
+            journal=self.journal,
+            today_count=count_since(self.paths.journal, midnight),
+            clock=self.clock.now,
+            on_date=self.clock.observe_date,
         )
         extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
         self.proxy = Proxy(
@@ -142,7 +185,14 @@ class Daemon:
             raise StartError(f"cannot serve the PAC file on {host}:{pac_port}: {e}") from None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
-        runtime = {
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload_from_disk("SIGHUP")))
+        self.scheduler = AsyncIOScheduler(
+            event_loop=loop, job_defaults={"coalesce": True, "misfire_grace_time": None}
+        )
+        self.scheduler.add_job(self.reconcile, "interval", seconds=RECONCILE_SECONDS, id="reconcile")
+        self.scheduler.start()
+        self._start_watcher(loop)
+        self.runtime = {
             "pid": os.getpid(),
             "proxy": f"{self.proxy_addr[0]}:{self.proxy_addr[1]}",
             "pac": f"http://{host}:{pac_port}/proxy.pac",
@@ -150,13 +200,14 @@ class Daemon:
             "rules": str(self.opts.rules_path) if self.opts.rules_path else "(embedded sample)",
             "started": dt.datetime.now(dt.UTC).isoformat(),
         }
-        self.paths.runtime.write_text(json.dumps(runtime, indent=2), encoding="utf-8")
-        self.journal.event("started", json.dumps(runtime))
-        log.info("zerocontact is running: proxy %s, PAC %s", runtime["proxy"], runtime["pac"])
-        log.info("rules: %s: %s", runtime["rules"], self.rules.summary())
+        self.paths.runtime.write_text(json.dumps(self.runtime, indent=2), encoding="utf-8")
+        self.journal.event("started", json.dumps(self.runtime))
+        log.info("zerocontact is running: proxy %s, PAC %s", self.runtime["proxy"], self.runtime["pac"])
+        log.info("rules: %s: %s", self.runtime["rules"], self.requested.summary())
         log.info("CA certificate (trust it for HTTPS): %s", ca_cert)
-        sdnotify.notify(f"READY=1\nSTATUS=blocking {len(self.rules.people)} people; proxy {runtime['proxy']}")
-        tasks = [asyncio.create_task(self._reconcile())]
+        await self._after_change(None, enf)
+        sdnotify.notify(f"READY=1\nSTATUS=blocking {len(enf.active)} people; proxy {self.runtime['proxy']}")
+        tasks = []
         interval = sdnotify.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(self._watchdog(interval)))
@@ -169,13 +220,40 @@ class Daemon:
                 t.cancel()
             await self.shutdown()
 
+    def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.opts.rules_path is None:
+            return
+        from .reloader import RulesWatcher
+
+        self.watcher = RulesWatcher(self.opts.rules_path, loop, self.apply_rules_text)
+        self.watcher.start()
+
     async def shutdown(self) -> None:
+        if self.watcher is not None:
+            await asyncio.to_thread(self.watcher.stop)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.blocker and self.journal and self.blocker.enforcement.active:
+            # the user may stop the service, but stopping it during a block is noted, gently
+            who = ", ".join(sorted(self.blocker.enforcement.active))
+            self.journal.record(
+                Attempt(
+                    time=dt.datetime.now(dt.UTC),
+                    person=None,
+                    platform=None,
+                    surface=None,
+                    channel="bypass",
+                    detail=f"the service was stopped while blocking {who}",
+                )
+            )
         if self.pac_server:
             await self.pac_server.stop()
         if self.proxy:
             await self.proxy.stop()
         if self.blocker:
             await asyncio.to_thread(self.blocker.done)
+        if self.clock:
+            await asyncio.to_thread(self.clock.save)
         if self.journal:
             self.journal.event("stopped")
             await asyncio.to_thread(self.journal.close)
@@ -192,22 +270,129 @@ class Daemon:
         return pac(self.blocker.enforcement.matcher.target_hosts(), self.proxy_addr)
 
     # -- keeping enforcement current --------------------------------------------------------------
-    def swap(self, enf: Enforcement) -> None:
-        """Replace what the hooks see in one assignment; retarget decryption if the hosts changed."""
-        assert self.blocker is not None and self.proxy is not None
+    async def reconcile(self) -> None:
+        """Re-decide from the rules and trusted time: catches transitions, due loosenings, clock jumps."""
+        assert self.blocker is not None and self.clock is not None
+        self.clock.check()
         old = self.blocker.enforcement
-        self.blocker.enforcement = enf
-        if enf.matcher.target_hosts() != old.matcher.target_hosts():
-            self.proxy.retarget(enf.matcher.target_hosts())
-        if enf.active != old.active:
-            log.info("now blocking: %s", ", ".join(sorted(enf.active)) or "nobody")
+        new = self._enforcement(old)
+        self._swap(old, new)
+        await self._after_change(old, new)
 
-    async def _reconcile(self) -> None:
-        while True:
-            await asyncio.sleep(RECONCILE_SECONDS)
-            assert self.blocker is not None
-            cur = self.blocker.enforcement
-            self.swap(Enforcement(cur.rules, cur.matcher, evaluate(cur.rules, dt.datetime.now(dt.UTC))))
+    def _swap(self, old: Enforcement, new: Enforcement) -> None:
+        assert self.blocker is not None and self.proxy is not None
+        self.blocker.enforcement = new  # one assignment: hooks see the old or the new, never a mix
+        if new.matcher.target_hosts() != old.matcher.target_hosts():
+            self.proxy.retarget(new.matcher.target_hosts())
+        for name in sorted(new.active - old.active):
+            log.info("block started: %s", name)
+            if self.journal:
+                self.journal.event("block started", name)
+        for name in sorted(old.active - new.active):
+            log.info("block lifted: %s", name)
+            if self.journal:
+                self.journal.event("block lifted", name)
+
+    async def _after_change(self, old: Enforcement | None, new: Enforcement) -> None:
+        """Wake at the next transition, persist state, and publish status (disk work off the loop)."""
+        assert self.clock is not None and self.commitment is not None and self.scheduler is not None
+        wake = [
+            t
+            for t in (
+                new.state.next_change,
+                *(p.due for p in (self.commitment.decision.pending if self.commitment.decision else ())),
+            )
+            if t is not None
+        ]
+        if wake:
+            # APScheduler runs on the system clock; translate the trusted instant into it
+            at = dt.datetime.now(dt.UTC) + (min(wake) - self.clock.now()) + dt.timedelta(milliseconds=50)
+            self.scheduler.add_job(
+                self.reconcile, "date", run_date=at, id="transition", replace_existing=True
+            )
+        status = self.status()
+        await asyncio.to_thread(self._persist, status)
+
+    def _persist(self, status: dict[str, Any]) -> None:
+        assert self.commitment is not None and self.clock is not None
+        self.commitment.save()
+        self.clock.save()
+        write_private(self.paths.state_dir / "status.json", json.dumps(status, indent=2))
+
+    def status(self) -> dict[str, Any]:
+        assert self.blocker is not None and self.clock is not None and self.commitment is not None
+        enf = self.blocker.enforcement
+        clock = self.clock.status()
+        people = []
+        for p in enf.rules.people:
+            end = enf.state.ends.get(f"person:{p.name}")
+            people.append(
+                {
+                    "name": p.name,
+                    "active": p.name in enf.active,
+                    "surfaces": sorted(p.block),
+                    "platforms": sorted({a.platform for a in p.accounts}),
+                    "until": end.isoformat() if end else None,
+                    "windows": [w.text for w in p.schedule.windows],
+                }
+            )
+        apps = [
+            {"name": a.name, "active": a.name in enf.state.apps, "match": list(a.match), "action": a.action}
+            for a in enf.rules.apps
+        ]
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "proxy": self.runtime.get("proxy"),
+            "pac": self.runtime.get("pac"),
+            "rules": self.runtime.get("rules"),
+            "trusted_time": self.clock.now().isoformat(),
+            "people": people,
+            "apps": apps,
+            "next_transition": enf.state.next_change.isoformat() if enf.state.next_change else None,
+            "pending": self.commitment.pending_view(),
+            "cooling_off_seconds": enf.rules.lock.cooling_off.total_seconds(),
+            "last_reload": self.last_reload,
+            "clock": {
+                "trusted": clock.trusted,
+                "skew_seconds": round(clock.skew_seconds, 1),
+                "detail": clock.detail,
+            },
+            "journal": {"error": self.journal.error if self.journal else None},
+        }
+
+    def apply_rules_text(self, data: bytes) -> None:
+        """A new rules file (from the watcher or SIGHUP): validate, then commit; runs on the loop."""
+        path = self.opts.rules_path
+        now = dt.datetime.now(dt.UTC).isoformat()
+        try:
+            rules = load(data, str(path), default_timezone=self.opts.timezone)
+        except RulesError as e:
+            self.last_reload = {"ok": False, "time": now, "detail": f"kept the last good rules:\n{e}"}
+            log.error("the rules file has problems; the last good rules stay in force:\n%s", e)
+            if self.blocker is not None:
+                asyncio.get_running_loop().create_task(self._after_change(None, self.blocker.enforcement))
+            return
+        self.requested = rules
+        self.last_reload = {"ok": True, "time": now, "detail": f"reloaded: {rules.summary()}"}
+        log.info("reloaded %s: %s", path, rules.summary())
+        asyncio.get_running_loop().create_task(self.reconcile())
+
+    async def reload_from_disk(self, why: str) -> None:
+        if self.opts.rules_path is None:
+            return
+        try:
+            data = await asyncio.to_thread(self.opts.rules_path.read_bytes)
+        except OSError as e:
+            self.last_reload = {
+                "ok": False,
+                "time": dt.datetime.now(dt.UTC).isoformat(),
+                "detail": f"{why}: cannot read {self.opts.rules_path}: {e.strerror}",
+            }
+            log.error("%s", self.last_reload["detail"])
+            return
+        log.info("%s: reloading %s", why, self.opts.rules_path)
+        self.apply_rules_text(data)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -271,7 +272,7 @@ def run(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    for noisy in ("mitmproxy", "asyncio"):
+    for noisy in ("mitmproxy", "asyncio", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("zerocontact.journal").setLevel(logging.INFO if verbose else logging.WARNING)
     redirects: dict[str, tuple[str, int]] = {}
@@ -312,6 +313,102 @@ def ca(show: str, state_dir: Path | None) -> None:
     p.ensure_state()
     cert = ensure_ca(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
     click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
+
+
+def _running(p: pathmod.Paths) -> int | None:
+    """The PID of a daemon running on this state directory, if any."""
+    try:
+        pid = int(json.loads(p.runtime.read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid
+
+
+def _local(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return f"{dt.datetime.fromisoformat(iso).astimezone():%Y-%m-%d %H:%M}"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="The status as one JSON object.")
+@state_dir_option
+def status(as_json: bool, state_dir: Path | None) -> None:
+    """What is enforced now, what is pending, the last reload, and whether the clock is trusted."""
+    p = pathmod.resolve(state_dir)
+    pid = _running(p)
+    try:
+        st = json.loads((p.state_dir / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        st = {}
+    st["running"] = pid is not None
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        sys.exit(0 if pid else 3)
+    if pid is None:
+        click.echo(f"zerocontact is not running (state directory {p.state_dir}).")
+        if not st.get("people"):
+            sys.exit(3)
+        click.echo("Last known status:")
+    else:
+        click.echo(f"zerocontact is running (pid {pid}); proxy {st.get('proxy')}, PAC {st.get('pac')}")
+    for person in st.get("people", []):
+        when = f"until {_local(person['until'])}" if person.get("until") else "no end date"
+        if person.get("windows"):
+            when += f", in {', '.join(person['windows'])}"
+        state = "blocking now" if person["active"] else "not now     "
+        click.echo(f"  {state}  {person['name']} ({', '.join(person['platforms'])}; {when})")
+    for app in st.get("apps", []):
+        click.echo(
+            f"  {'stopping now' if app['active'] else 'not now     '}  app {app['name']!r} ({app['action']})"
+        )
+    click.echo(f"Next change:  {_local(st.get('next_transition'))}")
+    pending = st.get("pending", [])
+    if pending:
+        hours = st.get("cooling_off_seconds", 0) / 3600
+        click.echo(f"Pending loosenings (cooling-off {hours:g} h; each applies only if the file still asks):")
+        for item in pending:
+            click.echo(f"  - {item['change']}: applies at {_local(item['applies_at'])}")
+    reload = st.get("last_reload") or {}
+    click.echo(f"Last reload:  {'ok' if reload.get('ok', True) else 'FAILED'}: {reload.get('detail', '-')}")
+    clock = st.get("clock") or {}
+    trusted = "trusted" if clock.get("trusted", True) else "NOT trusted"
+    click.echo(f"Clock:        {trusted}: {clock.get('detail', '-')}")
+    journal = (st.get("journal") or {}).get("error")
+    click.echo(f"Journal:      {journal or 'ok'}")
+    sys.exit(0 if pid else 3)
+
+
+@main.command()
+@state_dir_option
+def reload(state_dir: Path | None) -> None:
+    """Ask the running daemon to re-read the rules file now (loosening edits still wait)."""
+    import signal
+    import time
+
+    p = pathmod.resolve(state_dir)
+    pid = _running(p)
+    if pid is None:
+        raise UserError(f"zerocontact is not running (state directory {p.state_dir})")
+    status_file = p.state_dir / "status.json"
+
+    def last() -> Any:
+        try:
+            return json.loads(status_file.read_text(encoding="utf-8")).get("last_reload")
+        except (OSError, ValueError):
+            return None
+
+    before = last()
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while (now := last()) == before and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the status the daemon publishes
+    if now == before or not now:
+        raise UserError("the daemon did not report the reload within 10 s; see its log")
+    click.echo(now["detail"])
+    if not now["ok"]:
+        sys.exit(1)
 
 
 def _register_review() -> None:

@@ -57,7 +57,7 @@ class Account:
     platform: str
     value: str
     kind: str  # which of the platform's identifier kinds it is: handle, id, secuid, …
-    given: str  # as written in the rules file
+    given: str = field(compare=False)  # as written in the rules file (not part of its identity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,105 @@
+"""Write a Ruleset back as TOML that ``load`` reads into an equal Ruleset.
+
+The daemon persists the rules *in force* this way, so a restart cannot skip a pending cooling-off
+by loosening the file while the service was stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from .schema import App, Person, Ruleset, Schedule
+
+
+def _s(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # JSON strings are valid TOML basic strings
+
+
+def _list(values: object) -> str:
+    return "[" + ", ".join(_s(v) for v in values) + "]"  # type: ignore[attr-defined]
+
+
+def _dur(d: dt.timedelta) -> str:
+    secs = d.total_seconds()
+    return _s(f"{int(secs)}s" if secs == int(secs) else f"{secs}s")
+
+
+def _schedule(s: Schedule) -> list[str]:
+    out = [f"timezone = {_s(s.timezone)}"]
+    if s.until is not None:
+        out.append(f"until = {s.until.isoformat()}")
+    if s.duration is not None:
+        out.append(f"for = {_dur(s.duration)}")
+    if s.windows:
+        out.append(f"windows = {_list(w.text for w in s.windows)}")
+    return out
+
+
+def _person(p: Person) -> list[str]:
+    accounts: dict[str, list[str]] = {}
+    for a in p.accounts:
+        accounts.setdefault(a.platform, []).append(f"{a.kind}:{a.value}")
+    acc = ", ".join(f"{_s(k)} = {_list(v)}" for k, v in accounts.items())
+    return [
+        "[[person]]",
+        f"name = {_s(p.name)}",
+        f"accounts = {{ {acc} }}",
+        f"block = {_list(sorted(p.block))}",
+        f"search_terms = {_list(p.search_terms)}",
+        f"apps = {_list(p.apps)}",
+        f"why = {_s(p.why)}",
+        *_schedule(p.schedule),
+        "",
+    ]
+
+
+def _app(a: App) -> list[str]:
+    return [
+        "[[app]]",
+        f"name = {_s(a.name)}",
+        f"match = {_list(a.match)}",
+        f"action = {_s(a.action)}",
+        f"grace = {a.grace}",
+        *_schedule(a.schedule),
+        "",
+    ]
+
+
+def dump(rules: Ruleset) -> str:
+    st = rules.settings
+    lines = [
+        "# zerocontact: the rules in force (written by the daemon; edit your own rules file instead)",
+        "",
+        "[lock]",
+        f"cooling_off = {_dur(rules.lock.cooling_off)}",
+        "",
+        "[settings]",
+    ]
+    if st.timezone:
+        lines.append(f"timezone = {_s(st.timezone)}")
+    lines += [
+        f"show_name = {'true' if st.show_name else 'false'}",
+        f"instead = {_list(st.instead)}",
+        f"bypass_detection = {'true' if st.bypass_detection else 'false'}",
+    ]
+    if st.retention is not None:
+        lines.append(f"retention = {_dur(st.retention)}")
+    lines.append("")
+    for site in rules.sites:
+        pages: dict[str, list[str]] = {}
+        for pg in site.pages:
+            pages.setdefault(pg.surface, []).append(pg.path)
+        lines += [
+            "[[site]]",
+            f"name = {_s(site.name)}",
+            f"hosts = {_list(site.hosts)}",
+            "pages = { " + ", ".join(f"{k} = {_list(v)}" for k, v in pages.items()) + " }",
+            f"handle = {_s(site.handle)}",
+            "",
+        ]
+    for p in rules.people:
+        lines += _person(p)
+    for a in rules.apps:
+        lines += _app(a)
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Time and commitment with the real daemon: hot reload, cooling-off, restarts, schedules, clock jumps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ZC, Daemon, Origin, start_daemon
+from tests.support import need_tool, wait_for
+
+pytestmark = pytest.mark.e2e
+SAM = "http://www.instagram.com/sam.example/"
+ANN = "http://www.instagram.com/ann.example/"
+
+
+def rules(cooling: str = "1h", people: str = "Sam", extra: str = "") -> str:
+    out = f'[lock]\ncooling_off = "{cooling}"\n'
+    for name in people.split(","):
+        if name:
+            out += (
+                f'[[person]]\nname = "{name}"\naccounts = {{ instagram = "{name.lower()}.example" }}\n{extra}'
+            )
+    return out
+
+
+def status_of(d: Daemon) -> dict[str, object]:
+    r = subprocess.run([ZC, "status", "--json", "--state-dir", str(d.state)], capture_output=True, text=True)
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+def code(d: Daemon, url: str) -> str:
+    r = subprocess.run(
+        [need_tool("curl"), "-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", f"http://{d.proxy}", url],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    return r.stdout
+
+
+def save(path: Path, text: str) -> None:
+    """Save like an editor that writes a temp file and renames it."""
+    tmp = path.with_name(path.name + ".swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def start(
+    tmp_path: Path, origin: Origin, text: str, name: str = "d", env: dict[str, str] | None = None
+) -> Daemon:
+    return start_daemon(
+        tmp_path,
+        rules=text,
+        name=name,
+        env=env,
+        extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"),
+    )
+
+
+def test_tightening_applies_at_once_on_save(tmp_path: Path, origin: Origin) -> None:
+    d = start(tmp_path, origin, rules())
+    try:
+        assert code(d, ANN) == "200"
+        save(d.rules, rules(people="Sam,Ann"))
+        wait_for(lambda: code(d, ANN) == "403", 5, "Ann's block to apply")
+        assert code(d, SAM) == "403"
+    finally:
+        d.stop()
+
+
+def test_loosening_waits_survives_restart_and_applies_after_cooling_off(
+    tmp_path: Path, origin: Origin
+) -> None:
+    d = start(tmp_path, origin, rules(cooling="1h"))
+    try:
+        save(d.rules, rules(cooling="1h", people=""))
+        wait_for(lambda: status_of(d).get("pending"), 5, "the loosening to be pending")
+        pending = status_of(d)["pending"]
+        assert [p["change"] for p in pending] == ["stop blocking Sam"]  # type: ignore[index, union-attr]
+        assert code(d, SAM) == "403"  # still enforced
+    finally:
+        d.stop()
+    # stopping the service, editing and restarting does not skip the cooling-off
+    d2 = start(tmp_path, origin, rules(cooling="1h", people=""), name="d")
+    try:
+        assert code(d2, SAM) == "403"
+        again = status_of(d2)["pending"]
+        assert again == pending
+    finally:
+        d2.stop()
+
+
+def test_cooling_off_passes_then_the_loosening_applies(tmp_path: Path, origin: Origin) -> None:
+    d = start(tmp_path, origin, rules(cooling="3s"))
+    try:
+        save(d.rules, rules(cooling="3s", people=""))
+        wait_for(lambda: status_of(d).get("pending"), 5, "the loosening to be pending")
+        assert code(d, SAM) == "403"
+        wait_for(lambda: code(d, SAM) == "200", 15, "the loosening to apply after its cooling-off")
+        assert not status_of(d).get("pending")
+    finally:
+        d.stop()
+
+
+def test_bad_edit_keeps_the_last_good_rules_and_reports_where(tmp_path: Path, origin: Origin) -> None:
+    d = start(tmp_path, origin, rules())
+    try:
+        save(d.rules, '[lock]\ncooling_off = "1h"\n[[person]]\nname = "Sam"\naccounts = { instgram = "x" }\n')
+        wait_for(lambda: not (status_of(d).get("last_reload") or {}).get("ok", True), 5, "the failed reload")
+        detail = status_of(d)["last_reload"]["detail"]  # type: ignore[index]
+        assert f"{d.rules}:5:14: person[1].accounts.instgram: unknown platform" in detail
+        assert code(d, SAM) == "403"
+        r = subprocess.run([ZC, "reload", "--state-dir", str(d.state)], capture_output=True, text=True)
+        assert r.returncode == 1 and "instgram" in r.stdout
+        r = subprocess.run([ZC, "status", "--state-dir", str(d.state)], capture_output=True, text=True)
+        assert "Last reload:  FAILED" in r.stdout and "blocking now  Sam" in r.stdout
+    finally:
+        d.stop()
+
+
+def test_block_lifts_exactly_at_until_and_stopping_during_a_block_is_noted(
+    tmp_path: Path, origin: Origin
+) -> None:
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)).replace(microsecond=0).isoformat()
+    d = start(tmp_path, origin, rules(extra=f"until = {until}\n"))
+    try:
+        assert code(d, SAM) == "403"
+        wait_for(lambda: code(d, SAM) == "200", 15, "the block to lift at its until")
+        assert "block lifted: Sam" in d.output()
+    finally:
+        d.stop()
+    d2 = start(tmp_path, origin, rules(), name="again")
+    d2.stop()
+    con = sqlite3.connect(d2.state / "journal.sqlite3")
+    try:
+        rows = con.execute("SELECT channel, detail FROM attempts WHERE channel = 'bypass'").fetchall()
+    finally:
+        con.close()
+    assert rows == [("bypass", "the service was stopped while blocking Sam")]
+
+
+def test_a_year_jump_of_the_system_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
+    need_tool("faketime")  # the package that ships libfaketime
+    import glob
+
+    (lib,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(microsecond=0).isoformat()
+    text = rules(extra=f"until = {until}\n")
+    d = start(tmp_path, origin, text)
+    d.stop()
+    # the same daemon, restarted with the system clock a year ahead (libfaketime; monotonic and
+    # boot time stay real, as they do when someone changes the clock)
+    env = {"LD_PRELOAD": lib, "FAKETIME": "+365d", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    d2 = start_daemon(
+        tmp_path,
+        rules=text,
+        name="d",
+        env=env,
+        extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"),
+    )
+    try:
+        assert code(d2, SAM) == "403"
+        st = status_of(d2)
+        assert st["clock"]["trusted"] is False  # type: ignore[index]
+        assert "moved forward" in st["clock"]["detail"]  # type: ignore[index]
+        assert st["people"][0]["active"] is True  # type: ignore[index]
+    finally:
+        d2.stop()
