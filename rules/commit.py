@@ -138,7 +138,8 @@ def loosenings(
         if m_ is None:
             out.append(Change(f"site:{site.name}", f"remove the site {site.name!r}"))
             continue
-        if not set(site.hosts) <= set(m_.hosts) or not set(site.pages) <= set(m_.pages) or site.handle != m_.handle:
+        narrower = not set(site.hosts) <= set(m_.hosts) or not set(site.pages) <= set(m_.pages)
+        if narrower or site.handle != m_.handle:
             out.append(Change(f"site:{site.name}/definition", f"narrow the site {site.name!r}"))
     if new.lock.cooling_off < old.lock.cooling_off:
         out.append(Change("lock:cooling_off", "shorten the cooling-off"))
