@@ -167,9 +167,7 @@ def explain(
     request: tuple[str, ...],
 ) -> None:
     """Say what the daemon would do with requests: URL or METHOD URL (or one a line on stdin)."""
-    rs = read_rules(default_rules(rules_path))
-    matcher = Matcher(rs)
-    _load_learned(matcher, pathmod.resolve(state_dir))
+    requested = read_rules(default_rules(rules_path))
     headers: dict[str, str] = {}
     for h in header:
         name, sep, value = h.partition(":")
@@ -183,8 +181,16 @@ def explain(
     if when.tzinfo is None:
         import zoneinfo
 
-        when = when.replace(tzinfo=zoneinfo.ZoneInfo(rs.settings.timezone))
-    active = evaluate(rs, when).people
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(requested.settings.timezone))
+    # Judge as the daemon would: loosening edits still in their cooling-off stay enforced.
+    from .commitment import Commitment
+
+    p = pathmod.resolve(state_dir)
+    commitment = Commitment(p.state_dir, requested.settings.timezone) if p.state_dir.exists() else None
+    rs = commitment.decide(requested, when).effective if commitment else requested
+    matcher = Matcher(rs)
+    _load_learned(matcher, p)
+    active = evaluate(rs, when, commitment.started if commitment else None).people
     items: Iterator[tuple[str, Request] | str] = (
         _parse_requests(request, body.read() if body else b"", headers)
         if request
