@@ -70,6 +70,7 @@ class Options:
     pac_port: int | None = None
     timezone: str = "UTC"
     redirect_upstream: dict[str, tuple[str, int]] | None = None  # tests and debugging only
+    rules_bytes: bytes | None = None  # what the rules were loaded from: the watcher starts there
 
 
 def _same_rules(a: Ruleset, b: Ruleset) -> bool:
@@ -225,7 +226,9 @@ class Daemon:
             return
         from .reloader import RulesWatcher
 
-        self.watcher = RulesWatcher(self.opts.rules_path, loop, self.apply_rules_text)
+        self.watcher = RulesWatcher(
+            self.opts.rules_path, loop, self.apply_rules_text, initial=self.opts.rules_bytes
+        )
         self.watcher.start()
 
     async def shutdown(self) -> None:

@@ -55,6 +55,11 @@ def local_timezone() -> str:
 
 def read_rules(path: Path) -> Ruleset:
     """Load a rules file or raise a UserError with every problem, located."""
+    return read_rules_and_bytes(path)[0]
+
+
+def read_rules_and_bytes(path: Path) -> tuple[Ruleset, bytes]:
+    """The rules and the exact bytes they came from (the file watcher starts from those)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -62,7 +67,7 @@ def read_rules(path: Path) -> Ruleset:
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     try:
-        return load(data, str(path), default_timezone=local_timezone())
+        return load(data, str(path), default_timezone=local_timezone()), data
     except RulesError as e:
         n = len(e.problems)
         raise UserError(
@@ -270,11 +275,12 @@ def run(
     if sample:
         try:
             rs, rules_file = load(sample_text(), "<embedded sample>", default_timezone=tz), None
+            rules_bytes = b""
         except RulesError as e:  # a packaging bug, but still no traceback
             raise UserError(f"the embedded sample does not load:\n{e}") from None
     else:
         rules_file = default_rules(rules_path)
-        rs = read_rules(rules_file)
+        rs, rules_bytes = read_rules_and_bytes(rules_file)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
@@ -296,6 +302,7 @@ def run(
         pac_port=pac_port,
         timezone=tz,
         redirect_upstream=redirects or None,
+        rules_bytes=rules_bytes,
     )
     try:
         asyncio.run(Daemon(opts, rs).run())

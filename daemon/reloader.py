@@ -116,7 +116,7 @@ class RulesWatcher:
     time the file disappears and stays gone past the debounce; nothing else happens until it is back.
 
     Pass ``initial`` (the bytes the daemon actually loaded) so that an edit made between loading
-    and ``start()`` is still delivered: the first check runs right after ``start()``.
+    and ``start()`` is still delivered: the first check runs one debounce after ``start()``.
     """
 
     def __init__(
