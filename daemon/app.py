@@ -191,6 +191,13 @@ class Daemon:
             event_loop=loop, job_defaults={"coalesce": True, "misfire_grace_time": None}
         )
         self.scheduler.add_job(self.reconcile, "interval", seconds=RECONCILE_SECONDS, id="reconcile")
+        self.scheduler.add_job(
+            self.apply_retention,
+            "interval",
+            hours=6,
+            id="retention",
+            next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
+        )
         self.scheduler.start()
         self._start_watcher(loop)
         self.runtime = {
@@ -396,6 +403,23 @@ class Daemon:
             return
         log.info("%s: reloading %s", why, self.opts.rules_path)
         self.apply_rules_text(data)
+
+    async def apply_retention(self) -> None:
+        """Forget attempts older than ``[settings] retention`` (the user decides how long the log keeps)."""
+        assert self.blocker is not None and self.clock is not None
+        keep = self.blocker.enforcement.rules.settings.retention
+        if keep is None:
+            return
+        from .journal import JournalError
+        from .review import forget
+
+        try:
+            n = await asyncio.to_thread(forget, self.paths.journal, self.clock.now() - keep)
+        except JournalError as e:
+            log.warning("retention: %s", e)
+            return
+        if n:
+            log.info("retention: forgot %d attempt(s) older than %s", n, keep)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

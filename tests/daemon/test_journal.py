@@ -419,7 +419,7 @@ def damaged_journal(path: Path) -> None:
 def newer_journal(path: Path) -> None:
     existing_journal(path, 3)
     con = sqlite3.connect(path)
-    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     con.execute("ALTER TABLE attempts ADD COLUMN mood TEXT")
     con.commit()
     con.close()
@@ -430,7 +430,7 @@ BAD_FILES = {
     "foreign-sqlite": (foreign_sqlite, "another application (tables: moz_places)"),
     "truncated": (truncated_journal, "damaged (database disk image is malformed)"),
     "damaged-page": (damaged_journal, "damaged"),
-    "newer-version": (newer_journal, "newer zerocontact (journal schema 3"),
+    "newer-version": (newer_journal, f"newer zerocontact (journal schema {SCHEMA_VERSION + 1}"),
 }
 
 
@@ -599,8 +599,8 @@ def test_a_version_1_journal_is_upgraded_in_place(
     j.close()
     assert j.error is None
 
-    assert SCHEMA_VERSION == 2
-    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert SCHEMA_VERSION == 3
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
     after = all_rows(path)
     assert after["attempts"][:4] == before["attempts"]
     assert after["learned"] == before["learned"] and after["events"][:2] == before["events"]
@@ -611,7 +611,9 @@ def test_a_version_1_journal_is_upgraded_in_place(
     assert any("attempts_person_time" in str(r) for r in plan), plan
     assert query(path, "PRAGMA integrity_check") == [("ok",)]
     assert mode(path) == 0o600
-    assert any("from schema 1 to 2" in m for m in records(journal_log, logging.WARNING))
+    indexes = {r[0] for r in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"attempts_person_time", "attempts_review"} <= indexes  # 1 → 2 → 3, in one go
+    assert any("from schema 1 to 3" in m for m in records(journal_log, logging.WARNING))
 
 
 def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: Path) -> None:
@@ -629,7 +631,7 @@ def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: 
     wait_for(lambda: j.error is None, 10, "the upgrade to be retried")
     assert j.flush()
     j.close()
-    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert keys(path)[-1] == "waiting" and len(keys(path)) == 5
 
 
