@@ -115,9 +115,9 @@ class Daemon:
         f.flush()
         self._lock_file = f
 
-    def _on_tamper(self, detail: str) -> None:
+    def _record_bypass(self, detail: str) -> None:
+        """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
         if self.journal:
-            self.journal.event("tamper", detail)
             self.journal.record(
                 Attempt(
                     time=dt.datetime.now(dt.UTC),
@@ -125,9 +125,14 @@ class Daemon:
                     platform=None,
                     surface=None,
                     channel="bypass",
-                    detail=f"clock: {detail}",
+                    detail=detail,
                 )
             )
+
+    def _on_tamper(self, detail: str) -> None:
+        if self.journal:
+            self.journal.event("tamper", detail)
+        self._record_bypass(f"clock: {detail}")
 
     def _enforcement(self, old: Enforcement | None) -> Enforcement:
         """Decide what is in force now (commitment, then the schedule) and build what hooks need."""
@@ -246,16 +251,7 @@ class Daemon:
         if self.blocker and self.journal and self.blocker.enforcement.active:
             # the user may stop the service, but stopping it during a block is noted, gently
             who = ", ".join(sorted(self.blocker.enforcement.active))
-            self.journal.record(
-                Attempt(
-                    time=dt.datetime.now(dt.UTC),
-                    person=None,
-                    platform=None,
-                    surface=None,
-                    channel="bypass",
-                    detail=f"the service was stopped while blocking {who}",
-                )
-            )
+            self._record_bypass(f"the service was stopped while blocking {who}")
         if self.pac_server:
             await self.pac_server.stop()
         if self.proxy:
