@@ -91,7 +91,8 @@ class Daemon:
         self.clock: TrustedClock | None = None
         self.commitment: Commitment | None = None
         self.scheduler: AsyncIOScheduler | None = None
-        self.watcher: Any = None
+        self.watcher: Any = None  # the rules file
+        self.processes: Any = None  # the process watcher
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload: dict[str, Any] = {"ok": True, "time": None, "detail": "loaded at start"}
         self.runtime: dict[str, Any] = {}
@@ -114,6 +115,11 @@ class Daemon:
         f.write(str(os.getpid()))
         f.flush()
         self._lock_file = f
+
+    def _record(self, attempt: Attempt) -> None:
+        """An attempt from the process watcher (already on the loop): into the journal's queue."""
+        if self.journal:
+            self.journal.record(attempt)
 
     def _record_bypass(self, detail: str) -> None:
         """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
@@ -154,12 +160,14 @@ class Daemon:
         host = check_loopback(self.opts.host)
         self._lock()
         loop = asyncio.get_running_loop()
-        ca_cert = ensure_ca(self.paths.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
         self.journal = Journal(self.paths.journal)
         self.journal.start()
         self.clock = TrustedClock(self.paths.state_dir / "clock.json", on_tamper=self._on_tamper)
         self.commitment = Commitment(self.paths.state_dir, self.opts.timezone)
         enf = self._enforcement(None)
+        ca_cert = ensure_ca(
+            self.paths.ca_dir, f"zerocontact local CA ({socket.gethostname()})", enf.matcher.target_hosts()
+        )
         tz = zoneinfo.ZoneInfo(enf.rules.settings.timezone or "UTC")
         midnight = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
         self.blocker = Blocker(
@@ -205,6 +213,10 @@ class Daemon:
         )
         self.scheduler.start()
         self._start_watcher(loop)
+        from .paths import system_mode
+        from .watcher import ProcessWatcher
+
+        self.processes = ProcessWatcher(loop, self._record, system_mode=system_mode(), clock=self.clock.now)
         self.runtime = {
             "pid": os.getpid(),
             "proxy": f"{self.proxy_addr[0]}:{self.proxy_addr[1]}",
@@ -219,6 +231,7 @@ class Daemon:
         log.info("rules: %s: %s", self.runtime["rules"], self.requested.summary())
         log.info("CA certificate (trust it for HTTPS): %s", ca_cert)
         await self._after_change(None, enf)
+        self.processes.start()
         sdnotify.notify(f"READY=1\nSTATUS=blocking {len(enf.active)} people; proxy {self.runtime['proxy']}")
         tasks = []
         interval = sdnotify.watchdog_interval()
@@ -246,9 +259,17 @@ class Daemon:
     async def shutdown(self) -> None:
         if self.watcher is not None:
             await asyncio.to_thread(self.watcher.stop)
+        if self.processes is not None:
+            # resumes anything it suspended; a scan in progress gets 1.5 s (an exit hook resumes too)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(self.processes.stop), 1.5)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        if self.blocker and self.journal and self.blocker.enforcement.active:
+        marker = self.paths.state_dir / "restart-requested"  # written by `install --refresh`
+        by_installer = marker.exists()
+        with contextlib.suppress(OSError):
+            marker.unlink()
+        if self.blocker and self.journal and self.blocker.enforcement.active and not by_installer:
             # the user may stop the service, but stopping it during a block is noted, gently
             who = ", ".join(sorted(self.blocker.enforcement.active))
             self._record_bypass(f"the service was stopped while blocking {who}")
@@ -290,6 +311,17 @@ class Daemon:
         self.blocker.enforcement = new  # one assignment: hooks see the old or the new, never a mix
         if new.matcher.target_hosts() != old.matcher.target_hosts():
             self.proxy.retarget(new.matcher.target_hosts())
+            from zerocontact.installer.ca import missing_hosts
+
+            missing = missing_hosts(
+                Path(self.runtime.get("ca", self.paths.ca_cert)), new.matcher.target_hosts()
+            )
+            if missing:
+                log.warning(
+                    "the CA cannot vouch for %s: run `zerocontact install --refresh` to renew and "
+                    "re-trust it (until then browsers refuse those pages)",
+                    ", ".join(missing),
+                )
         for name in sorted(new.active - old.active):
             log.info("block started: %s", name)
             if self.journal:
@@ -315,6 +347,15 @@ class Daemon:
             at = dt.datetime.now(dt.UTC) + (min(wake) - self.clock.now()) + dt.timedelta(milliseconds=50)
             self.scheduler.add_job(
                 self.reconcile, "date", run_date=at, id="transition", replace_existing=True
+            )
+        if self.processes is not None:
+            self.processes.update(
+                new.rules,
+                new.state.apps,
+                new.state.people,
+                new.matcher.target_hosts(),
+                self.proxy_addr[1],
+                str(self.runtime.get("pac", "")),
             )
         status = self.status()
         await asyncio.to_thread(self._persist, status)

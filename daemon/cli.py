@@ -160,6 +160,13 @@ def _stdin_requests(headers: dict[str, str]) -> Iterator[tuple[str, Request] | s
 @click.option("-H", "--header", "header", multiple=True, help="A request header, 'Name: value'.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 @click.option("--at", "at", default=None, help="Judge at this ISO date-time instead of now.")
+@click.option(
+    "--process",
+    "process",
+    default=None,
+    metavar="NAME|PID",
+    help="Say what the process watcher would do with this process instead.",
+)
 @state_dir_option
 @click.argument("request", nargs=-1)
 def explain(
@@ -168,6 +175,7 @@ def explain(
     header: tuple[str, ...],
     as_json: bool,
     at: str | None,
+    process: str | None,
     state_dir: Path | None,
     request: tuple[str, ...],
 ) -> None:
@@ -193,6 +201,9 @@ def explain(
     p = pathmod.resolve(state_dir)
     commitment = Commitment(p.state_dir, requested.settings.timezone) if p.state_dir.exists() else None
     rs = commitment.decide(requested, when).effective if commitment else requested
+    if process is not None:
+        _explain_process(rs, process, when, commitment.started if commitment else None, as_json)
+        return
     matcher = Matcher(rs)
     _load_learned(matcher, p)
     active = evaluate(rs, when, commitment.started if commitment else None).people
@@ -216,6 +227,18 @@ def explain(
             click.echo(f"{mark:5}  {text}\n       {v.reason}")
     if failed:
         sys.exit(1)
+
+
+def _explain_process(rs: Ruleset, process: str, when: dt.datetime, started: Any, as_json: bool) -> None:
+    from .watcher import explain_running
+
+    m = Matcher(rs)
+    try:
+        rows = explain_running(rs, process, when, started=started, target_hosts=m.target_hosts())
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, default=str) if as_json else row["text"])
 
 
 def _load_learned(matcher: Matcher, p: pathmod.Paths) -> None:
@@ -432,6 +455,16 @@ def _register_review() -> None:
 
 
 _register_review()
+
+
+def _register_install() -> None:
+    """install, uninstall and doctor live in their own module, over zerocontact.installer."""
+    from .cli_install import register
+
+    register(main, UserError, state_dir_option)
+
+
+_register_install()
 
 
 if __name__ == "__main__":

@@ -300,6 +300,7 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
         if len(t) < 3:
             ctx.error(f"{where}.search_terms[{i + 1}]", "too short to block safely (3 characters or more)")
     apps = _str_list(ctx, f"{where}.apps", raw.get("apps", []))
+    _app_entries(ctx, f"{where}.apps", apps)
     why = raw.get("why", "")
     _typed(ctx, f"{where}.why", why, str, "a string")
     sched = _schedule(ctx, where, raw, tz)
@@ -316,6 +317,24 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
     )
 
 
+def _app_entries(ctx: _Ctx, key: str, entries: tuple[str, ...]) -> None:
+    """Validate ``[[app]].match`` / ``[[person]].apps``: known presets, globs that name an app.
+
+    Refused: unknown preset names, globs that match (nearly) every process, and globs that match a
+    protected process (init, the session, shells, terminals, Python, zerocontact itself); the list
+    and the rules are ``rules.apps.PROTECTED`` and ``rules.apps.check_entry``.
+    """
+    from .apps import check_entry
+
+    for i, m in enumerate(entries):
+        if not m.strip("*? ") or m.strip() in {"*", "**"}:
+            ctx.error(f"{key}[{i + 1}]", f"{m!r} would match every process; name the app")
+            continue
+        problem = check_entry(m)
+        if problem:
+            ctx.error(f"{key}[{i + 1}]", problem)
+
+
 def _app(ctx: _Ctx, where: str, raw: dict[str, Any], tz: str) -> App | None:
     _unknown_keys(ctx, where, raw, list(toml_keys(App)) + list(SCHEDULE_DOCS))
     name = raw.get("name")
@@ -326,9 +345,7 @@ def _app(ctx: _Ctx, where: str, raw: dict[str, Any], tz: str) -> App | None:
     match = _str_list(ctx, f"{where}.match", raw.get("match", []))
     if "match" not in raw:
         ctx.error(where, 'needs match, e.g. match = ["whatsapp"]')
-    for i, m in enumerate(match):
-        if not m.strip("*? ") or m.strip() in {"*", "**"}:
-            ctx.error(f"{where}.match[{i + 1}]", f"{m!r} would match every process; name the app")
+    _app_entries(ctx, f"{where}.match", match)
     action = raw.get("action", "terminate")
     if _typed(ctx, f"{where}.action", action, str, "a string") and action not in APP_ACTIONS:
         ctx.error(f"{where}.action", f"unknown action {action!r}" + _suggest(action, list(APP_ACTIONS)))

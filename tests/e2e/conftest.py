@@ -122,7 +122,7 @@ class Daemon:
     ca: Path = field(default_factory=Path)
     log: Path = field(default_factory=Path)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
