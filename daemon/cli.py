@@ -37,6 +37,15 @@ def state_dir_option[G: Callable[..., Any]](fn: G) -> G:
     )(fn)
 
 
+rules_option = click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The rules file (default: the user config location).",
+)
+
+
 def local_timezone() -> str:
     """The system's IANA zone name, for rules that do not name one (UTC if it cannot be told)."""
     import os
@@ -149,13 +158,7 @@ def _stdin_requests(headers: dict[str, str]) -> Iterator[tuple[str, Request] | s
 
 
 @main.command()
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The rules file (default: the user config location).",
-)
+@rules_option
 @click.option("--body", type=click.File("rb"), default=None, help="A POST body for the requests given.")
 @click.option("-H", "--header", "header", multiple=True, help="A request header, 'Name: value'.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
@@ -250,13 +253,7 @@ def _load_learned(matcher: Matcher, p: pathmod.Paths) -> None:
 
 
 @main.command()
-@click.option(
-    "--rules",
-    "rules_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The rules file (default: the user config location).",
-)
+@rules_option
 @click.option("--sample", is_flag=True, help="Run on the embedded sample rules (a safe demo).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
 @click.option(
