@@ -95,13 +95,21 @@ def main() -> None:
                 while p.pid not in reported:  # the report hops through the loop thread
                     time.sleep(0.001)
                 report_ms.append(1000 * (reported.pop(p.pid) - t0))
-            for _ in range(args.idle):
-                idle.append(subprocess.Popen([str(idler), "600"]))
+            # counted before the launches: the watcher may inspect most of them while they start
             seen = watcher.stats["inspected"]
-            while watcher.stats["inspected"] < seen + args.idle // 2 or any(
-                watcher.seen(p.pid) is None for p in idle
+            for _ in range(args.idle):
+                idle.append(
+                    subprocess.Popen(
+                        [str(idler), "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                )
+            deadline = time.monotonic() + 60  # bounded: a missed process must not hang the run
+            while time.monotonic() < deadline and (
+                watcher.stats["inspected"] < seen + args.idle // 2
+                or any(watcher.seen(p.pid) is None for p in idle)
             ):
                 time.sleep(0.05)
+            unseen = sum(watcher.seen(p.pid) is None for p in idle)
             time.sleep(1.5)  # past the young-process window: steady state
             polls, listings, seen = (watcher.stats[k] for k in ("polls", "listings", "inspected"))
             with_watcher = _cpu_percent(args.seconds)
@@ -132,6 +140,7 @@ def main() -> None:
         "baseline_cpu_percent": round(baseline, 3),
         "launches": args.launches,
         "idle_processes": args.idle,
+        "idle_processes_unseen": unseen,  # the watcher never listed them within 60 s (expected: 0)
         "processes_running": processes,
         "idle_seconds": args.seconds,
         "poll_interval_s": args.poll,
