@@ -124,17 +124,7 @@ def system_unit(ctx: Context) -> str:
     else:
         home = [("ProtectHome=yes", "no home directory is needed: rules are in /etc, state in /var/lib")]
     entries: list[tuple[str, str]] = [
-        (
-            "ExecStart=" + exec_line(daemon_argv(ctx)),
-            "this installation's own zerocontact (package metadata)",
-        ),
-        ("Type=notify", "READY=1 once the proxy listens (daemon/sdnotify.py)"),
-        ("NotifyAccess=main", ""),
-        (f"WatchdogSec={WATCHDOG_SEC}s", "WATCHDOG=1 every 15 s; a hung daemon is restarted"),
-        ("Restart=always", "there is no off switch: it comes back however it stopped"),
-        ("RestartSec=5s", ""),
-        ("TimeoutStopSec=10s", "SIGTERM stops it within 2 s; this is a margin"),
-        ("Environment=PYTHONUNBUFFERED=1", "log lines reach the journal at once"),
+        *_service_basics(ctx),
         ("", ""),
         (
             "",
@@ -198,9 +188,9 @@ def system_unit(ctx: Context) -> str:
     )
 
 
-def user_unit(ctx: Context) -> str:
-    """The per-user service: no capabilities at all (an unprivileged user has none to drop)."""
-    entries: list[tuple[str, str]] = [
+def _service_basics(ctx: Context) -> list[tuple[str, str]]:
+    """What both units share: how the service starts, says it is ready, and comes back."""
+    return [
         (
             "ExecStart=" + exec_line(daemon_argv(ctx)),
             "this installation's own zerocontact (package metadata)",
@@ -210,8 +200,15 @@ def user_unit(ctx: Context) -> str:
         (f"WatchdogSec={WATCHDOG_SEC}s", "WATCHDOG=1 every 15 s; a hung daemon is restarted"),
         ("Restart=always", "there is no off switch: it comes back however it stopped"),
         ("RestartSec=5s", ""),
-        ("TimeoutStopSec=10s", ""),
-        ("Environment=PYTHONUNBUFFERED=1", ""),
+        ("TimeoutStopSec=10s", "SIGTERM stops it within 2 s; this is a margin"),
+        ("Environment=PYTHONUNBUFFERED=1", "log lines reach the journal at once"),
+    ]
+
+
+def user_unit(ctx: Context) -> str:
+    """The per-user service: no capabilities at all (an unprivileged user has none to drop)."""
+    entries: list[tuple[str, str]] = [
+        *_service_basics(ctx),
         ("", ""),
         (
             "",

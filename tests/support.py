@@ -30,3 +30,19 @@ def need_tool(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{name} is required in CI (.ci/run installs it)")
     pytest.skip(f"{name} is not installed")
+
+
+def chromium_args(profile: object, *args: str) -> list[str]:
+    """Headless Chromium as CI can run it: as root, offline, a fresh profile."""
+    return [
+        need_tool("chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]

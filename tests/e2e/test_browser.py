@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.cdp import CDP
 from tests.e2e.conftest import Daemon
-from tests.support import need_tool, wait_for
+from tests.support import chromium_args, need_tool, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 TARGET = "https://www.instagram.com/sam.example/"
@@ -34,20 +34,7 @@ def nss_home(tmp_path: Path, ca: Path) -> Path:
 
 
 def chromium(tmp_path: Path, home: Path, *args: str) -> list[str]:
-    return [
-        need_tool("chromium"),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=390,844",
-        *args,
-    ]
+    return chromium_args(tmp_path / "profile", "--disable-quic", "--window-size=390,844", *args)
 
 
 @pytest.fixture

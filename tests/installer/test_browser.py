@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from tests.e2e.cdp import CDP
 from tests.e2e.conftest import Origin, _Origin, origin, start_daemon
 from tests.installer.conftest import RULES, free_port, said
-from tests.support import need_tool, wait_for
+from tests.support import chromium_args, need_tool, wait_for
 from zerocontact.installer import ca
 from zerocontact.installer.context import SubprocessRunner
 from zerocontact.installer.plan import build_steps, install, make_context, uninstall
@@ -57,18 +57,7 @@ def targets(rules: str) -> list[str]:
 
 
 def chromium(profile: Path, *args: str) -> list[str]:
-    return [
-        need_tool("chromium"),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
+    return chromium_args(profile, *args)
 
 
 def dump(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
