@@ -113,7 +113,10 @@ class Blocker:
             return
         try:
             resp = flow.response
-            objs = json_objects(resp.get_content(strict=False) or b"", resp.headers.get("content-type", ""))
+            ctype = resp.headers.get("content-type", "").lower()
+            if ctype and not any(t in ctype for t in ("json", "html", "javascript", "text/plain")):
+                return  # images, video, fonts: nothing to learn, and no need to decode them in a hook
+            objs = json_objects(resp.get_content(strict=False) or b"", ctype)
             if not objs:
                 return
             for value, person in enf.matcher.learn_from(platform, objs):

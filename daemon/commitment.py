@@ -57,6 +57,7 @@ class Commitment:
         self.pending = _times(self.pending_file)
         self.started = _times(self.started_file)
         self.decision: Decision | None = None
+        self._written: dict[Path, str] = {}  # what each file holds, so a quiet reconcile writes nothing
 
     def decide(self, requested: Ruleset, now: dt.datetime) -> Decision:
         """Decide at trusted time ``now``; remembers the result (call ``save`` to persist it)."""
@@ -77,9 +78,14 @@ class Commitment:
         """Persist in-force rules, pending changes and start times (call off the event loop)."""
         if self.in_force is None:
             return
-        write_private(self.in_force_file, dump(self.in_force))
-        write_private(self.pending_file, json.dumps({k: v.isoformat() for k, v in self.pending.items()}))
-        write_private(self.started_file, json.dumps({k: v.isoformat() for k, v in self.started.items()}))
+        for path, text in (
+            (self.in_force_file, dump(self.in_force)),
+            (self.pending_file, json.dumps({k: v.isoformat() for k, v in self.pending.items()})),
+            (self.started_file, json.dumps({k: v.isoformat() for k, v in self.started.items()})),
+        ):
+            if self._written.get(path) != text:
+                write_private(path, text)
+                self._written[path] = text
 
     def pending_view(self) -> list[dict[str, Any]]:
         if self.decision is None:
