@@ -137,3 +137,14 @@ def test_commands_share_state_via_xdg_and_state_dir(tmp_path: Path, isolated_hom
     assert oct(os.stat(other / "ca" / "mitmproxy-ca.pem").st_mode & 0o777) == "0o600"
     r = run("log", "--state-dir", str(tmp_path / "empty"))
     assert r.returncode == 1 and "no journal" in r.stderr
+
+
+def test_explain_process_says_what_the_watcher_would_do(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(RULES + 'apps = ["telegram"]\n[[app]]\nname = "night"\nmatch = ["whatsapp"]\n')
+    r = run("explain", "--rules", str(rules), "--process", "Telegram")
+    assert r.returncode == 0 and r.stdout.startswith("STOP") and "Sam" in r.stdout
+    r = run("explain", "--rules", str(rules), "--json", "--process", "WhatsApp")
+    assert json.loads(r.stdout.splitlines()[0])["verdict"] != "allow"
+    r = run("explain", "--rules", str(rules), "--process", "999999999")
+    assert r.returncode == 1 and "no process with PID" in r.stderr and "Traceback" not in r.stderr
