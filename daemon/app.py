@@ -26,6 +26,7 @@ from typing import IO, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from zerocontact.rules import Matcher, RulesError, Ruleset, evaluate, load
+from zerocontact.rules.errors import UserFacingError
 
 from . import sdnotify
 from .addon import Blocker, Enforcement, RedirectUpstream
@@ -41,7 +42,7 @@ DEFAULT_PORT = 8341  # the proxy; the PAC server listens on the next port
 RECONCILE_SECONDS = 30.0
 
 
-class StartError(Exception):
+class StartError(UserFacingError):
     """The daemon cannot start; the message says why and what to do."""
 
 

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zerocontact.rules.errors import UserFacingError
+
 log = logging.getLogger("zerocontact.journal")
 
 SCHEMA_VERSION = 3
@@ -156,7 +158,7 @@ class Attempt:
     key: str = field(default_factory=new_key)
 
 
-class JournalError(Exception):
+class JournalError(UserFacingError):
     """The journal file cannot be used; the message names the file and what to do."""
 
 

@@ -27,6 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from zerocontact.rules.errors import UserFacingError
+
 from .journal import JournalError, iso, open_readonly
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ _DAY_SPAN = re.compile(r"^\s*(\d+)\s*([dw])\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?\s*(w|d|h|m|min|s)\s*)+$", re.IGNORECASE)
 
 
-class ReviewError(Exception):
+class ReviewError(UserFacingError):
     """A problem the user can fix (a bad date, an unknown zone, an empty period); the message says how."""
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Literal, Protocol
 
+from zerocontact.rules.errors import UserFacingError
+
 Mode = Literal["user", "system"]
 OS = Literal["linux", "darwin", "windows"]
 
@@ -26,7 +28,7 @@ LABEL = "zerocontact"  # service name, certificate nickname, file stem
 REVERSE_LABEL = "net.zerocontact.daemon"  # launchd label
 
 
-class InstallError(Exception):
+class InstallError(UserFacingError):
     """Something the user can fix (not root, no systemd, a command failed): the message says how."""
 
 

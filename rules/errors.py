@@ -1,4 +1,5 @@
-"""The one error type the rules engine raises, carrying every problem found at once."""
+"""The error types users can cause: ``UserFacingError`` is the base every layer's own error derives
+from (the CLI turns any of them into one line and exit 1); ``RulesError`` carries every rules problem."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ class Problem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-class RulesError(Exception):
+class UserFacingError(Exception):
+    """A failure the user can cause and fix (bad rules, a damaged journal, a busy port): the message
+    is written for them, and the CLI prints it without a traceback."""
+
+
+class RulesError(UserFacingError):
     """Raised when a rules file cannot be used; lists every problem, never just the first."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -1,0 +1,178 @@
+"""``rules init``, ``rules check`` and ``explain``: writing, checking and understanding the rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zerocontact.rules import Matcher, Request, Ruleset, evaluate
+from zerocontact.rules.sample import sample as sample_text
+
+from .. import paths as pathmod
+from .common import UserError, default_rules, read_rules, rules_option, state_dir_option
+
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT"}
+
+
+@click.group()
+def rules() -> None:
+    """Write, check and understand the rules file."""
+
+
+@rules.command("init")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def rules_init(path: Path | None, force: bool) -> None:
+    """Write a commented sample rules file (default: the user config location)."""
+    path = default_rules(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; use --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sample_text(), encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    click.echo(f"wrote {path}; edit it, then: zerocontact rules check {path}")
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+def rules_check(path: Path | None) -> None:
+    """Validate a rules file: a one-line summary, or every problem with its line and key."""
+    path = default_rules(path)
+    rs = read_rules(path)
+    click.echo(f"{path}: ok: {rs.summary()}")
+
+
+def _parse_requests(
+    args: tuple[str, ...], body: bytes, headers: dict[str, str]
+) -> Iterator[tuple[str, Request]]:
+    words = [w for a in args for w in a.split()]
+    i = 0
+    while i < len(words):
+        method = "GET"
+        if words[i].upper() in METHODS and i + 1 < len(words):
+            method, i = words[i].upper(), i + 1
+        url = words[i]
+        i += 1
+        yield f"{method} {url}", Request(method, url, headers, body)
+
+
+def _stdin_requests(headers: dict[str, str]) -> Iterator[tuple[str, Request] | str]:
+    for raw in sys.stdin:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        method = "GET"
+        if parts[0].upper() in METHODS and len(parts) > 1:
+            method, parts = parts[0].upper(), parts[1:]
+        body = b""
+        if len(parts) > 1 and parts[1].startswith("@"):
+            try:
+                body = Path(parts[1][1:]).read_bytes()
+            except OSError as e:
+                yield f"cannot read body file {parts[1][1:]}: {e.strerror}"
+                continue
+        yield f"{method} {parts[0]}", Request(method, parts[0], headers, body)
+
+
+@click.command()
+@rules_option
+@click.option("--body", type=click.File("rb"), default=None, help="A POST body for the requests given.")
+@click.option("-H", "--header", "header", multiple=True, help="A request header, 'Name: value'.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--at", "at", default=None, help="Judge at this ISO date-time instead of now.")
+@click.option(
+    "--process",
+    "process",
+    default=None,
+    metavar="NAME|PID",
+    help="Say what the process watcher would do with this process instead.",
+)
+@state_dir_option
+@click.argument("request", nargs=-1)
+def explain(
+    rules_path: Path | None,
+    body: Any,
+    header: tuple[str, ...],
+    as_json: bool,
+    at: str | None,
+    process: str | None,
+    state_dir: Path | None,
+    request: tuple[str, ...],
+) -> None:
+    """Say what the daemon would do with requests: URL or METHOD URL (or one a line on stdin)."""
+    requested = read_rules(default_rules(rules_path))
+    headers: dict[str, str] = {}
+    for h in header:
+        name, sep, value = h.partition(":")
+        if not sep:
+            raise UserError(f"header {h!r} must look like 'Name: value'")
+        headers[name.strip().lower()] = value.strip()
+    try:
+        when = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC)
+    except ValueError:
+        raise UserError(f"--at {at!r} is not an ISO date-time like 2027-03-01T22:30") from None
+    if when.tzinfo is None:
+        import zoneinfo
+
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(requested.settings.timezone))
+    # Judge as the daemon would: loosening edits still in their cooling-off stay enforced.
+    from ..commitment import Commitment
+
+    p = pathmod.resolve(state_dir)
+    commitment = Commitment(p.state_dir, requested.settings.timezone) if p.state_dir.exists() else None
+    rs = commitment.decide(requested, when).effective if commitment else requested
+    if process is not None:
+        _explain_process(rs, process, when, commitment.started if commitment else None, as_json)
+        return
+    matcher = Matcher(rs)
+    _load_learned(matcher, p)
+    active = evaluate(rs, when, commitment.started if commitment else None).people
+    items: Iterator[tuple[str, Request] | str] = (
+        _parse_requests(request, body.read() if body else b"", headers)
+        if request
+        else _stdin_requests(headers)
+    )
+    failed = False
+    for item in items:
+        if isinstance(item, str):
+            click.echo(f"zerocontact: {item}", err=True)
+            failed = True
+            continue
+        text, req = item
+        v = matcher.judge(req, active)
+        if as_json:
+            click.echo(json.dumps({"request": text, **v.as_dict()}, ensure_ascii=False))
+        else:
+            mark = "BLOCK" if v.block else ("CHECK" if v.needs_response else "allow")
+            click.echo(f"{mark:5}  {text}\n       {v.reason}")
+    if failed:
+        sys.exit(1)
+
+
+def _explain_process(rs: Ruleset, process: str, when: dt.datetime, started: Any, as_json: bool) -> None:
+    from ..watcher import explain_running
+
+    m = Matcher(rs)
+    try:
+        rows = explain_running(rs, process, when, started=started, target_hosts=m.target_hosts())
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, default=str) if as_json else row["text"])
+
+
+def _load_learned(matcher: Matcher, p: pathmod.Paths) -> None:
+    """Ids the daemon learned from responses, so explain judges as the daemon would."""
+    from ..journal import learned_ids
+
+    for platform, value, person in learned_ids(p.journal):
+        matcher.learn(platform, value, person)

@@ -1,0 +1,217 @@
+"""The service commands: ``run`` (the daemon in the foreground), ``ca``, ``status`` and ``reload``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zerocontact.rules import RulesError, load
+from zerocontact.rules.sample import sample as sample_text
+
+from .. import paths as pathmod
+from .common import (
+    UserError,
+    default_rules,
+    local_timezone,
+    read_rules_and_bytes,
+    rules_option,
+    state_dir_option,
+)
+
+
+@click.command()
+@rules_option
+@click.option("--sample", is_flag=True, help="Run on the embedded sample rules (a safe demo).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8341,
+    show_default=True,
+    help="Proxy port (0: any free port); the PAC file is served on the next one.",
+)
+@click.option("--pac-port", type=click.IntRange(0, 65535), default=None, help="PAC server port.")
+@click.option("-v", "--verbose", is_flag=True, help="Also log each committed journal batch.")
+@click.option(
+    "--redirect-upstream",
+    multiple=True,
+    hidden=True,
+    help="Tests only: HOST=IP:PORT sends allowed requests for HOST to a local plain-HTTP origin.",
+)
+@state_dir_option
+def run(
+    rules_path: Path | None,
+    sample: bool,
+    host: str,
+    port: int,
+    pac_port: int | None,
+    verbose: bool,
+    redirect_upstream: tuple[str, ...],
+    state_dir: Path | None,
+) -> None:
+    """Run the service in the foreground (Ctrl-C or SIGTERM stops it)."""
+    import asyncio
+    import logging
+
+    from ..app import Daemon, Options, StartError
+    from ..journal import JournalError
+
+    if sample and rules_path:
+        raise UserError("use either --rules or --sample, not both")
+    tz = local_timezone()
+    if sample:
+        try:
+            rs, rules_file = load(sample_text(), "<embedded sample>", default_timezone=tz), None
+            rules_bytes = b""
+        except RulesError as e:  # a packaging bug, but still no traceback
+            raise UserError(f"the embedded sample does not load:\n{e}") from None
+    else:
+        rules_file = default_rules(rules_path)
+        rs, rules_bytes = read_rules_and_bytes(rules_file)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    for noisy in ("mitmproxy", "asyncio", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("zerocontact.journal").setLevel(logging.INFO if verbose else logging.WARNING)
+    redirects: dict[str, tuple[str, int]] = {}
+    for spec in redirect_upstream:
+        name, _, addr = spec.partition("=")
+        ip, _, rport = addr.rpartition(":")
+        if not (name and ip and rport.isdigit()):
+            raise UserError(f"--redirect-upstream {spec!r}: write HOST=IP:PORT")
+        redirects[name.lower()] = (ip, int(rport))
+    opts = Options(
+        paths=pathmod.resolve(state_dir),
+        rules_path=rules_file,
+        host=host,
+        port=port,
+        pac_port=pac_port,
+        timezone=tz,
+        redirect_upstream=redirects or None,
+        rules_bytes=rules_bytes,
+    )
+    try:
+        asyncio.run(Daemon(opts, rs).run())
+    except (StartError, JournalError) as e:
+        raise UserError(str(e)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command()
+@click.option("--path", "show", flag_value="path", default=True, help="Print the CA certificate's path.")
+@click.option("--pem", "show", flag_value="pem", help="Print the CA certificate itself (PEM).")
+@state_dir_option
+def ca(show: str, state_dir: Path | None) -> None:
+    """The interception CA to trust for HTTPS (created on first use, private to you)."""
+    import socket
+
+    from ..proxy import ensure_ca
+
+    p = pathmod.resolve(state_dir)
+    p.ensure_state()
+    cert = ensure_ca(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
+
+
+def _running(p: pathmod.Paths) -> int | None:
+    """The PID of a daemon running on this state directory, if any."""
+    try:
+        pid = int(json.loads(p.runtime.read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid
+
+
+def _local(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return f"{dt.datetime.fromisoformat(iso).astimezone():%Y-%m-%d %H:%M}"
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="The status as one JSON object.")
+@state_dir_option
+def status(as_json: bool, state_dir: Path | None) -> None:
+    """What is enforced now, what is pending, the last reload, and whether the clock is trusted."""
+    p = pathmod.resolve(state_dir)
+    pid = _running(p)
+    try:
+        st = json.loads((p.state_dir / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        st = {}
+    st["running"] = pid is not None
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        sys.exit(0 if pid else 3)
+    if pid is None:
+        click.echo(f"zerocontact is not running (state directory {p.state_dir}).")
+        if not st.get("people"):
+            sys.exit(3)
+        click.echo("Last known status:")
+    else:
+        click.echo(f"zerocontact is running (pid {pid}); proxy {st.get('proxy')}, PAC {st.get('pac')}")
+    for person in st.get("people", []):
+        when = f"until {_local(person['until'])}" if person.get("until") else "no end date"
+        if person.get("windows"):
+            when += f", in {', '.join(person['windows'])}"
+        state = "blocking now" if person["active"] else "not now     "
+        click.echo(f"  {state}  {person['name']} ({', '.join(person['platforms'])}; {when})")
+    for app in st.get("apps", []):
+        click.echo(
+            f"  {'stopping now' if app['active'] else 'not now     '}  app {app['name']!r} ({app['action']})"
+        )
+    click.echo(f"Next change:  {_local(st.get('next_transition'))}")
+    pending = st.get("pending", [])
+    if pending:
+        hours = st.get("cooling_off_seconds", 0) / 3600
+        click.echo(f"Pending loosenings (cooling-off {hours:g} h; each applies only if the file still asks):")
+        for item in pending:
+            click.echo(f"  - {item['change']}: applies at {_local(item['applies_at'])}")
+    reload = st.get("last_reload") or {}
+    click.echo(f"Last reload:  {'ok' if reload.get('ok', True) else 'FAILED'}: {reload.get('detail', '-')}")
+    clock = st.get("clock") or {}
+    trusted = "trusted" if clock.get("trusted", True) else "NOT trusted"
+    click.echo(f"Clock:        {trusted}: {clock.get('detail', '-')}")
+    journal = (st.get("journal") or {}).get("error")
+    click.echo(f"Journal:      {journal or 'ok'}")
+    sys.exit(0 if pid else 3)
+
+
+@click.command()
+@state_dir_option
+def reload(state_dir: Path | None) -> None:
+    """Ask the running daemon to re-read the rules file now (loosening edits still wait)."""
+    import signal
+    import time
+
+    p = pathmod.resolve(state_dir)
+    pid = _running(p)
+    if pid is None:
+        raise UserError(f"zerocontact is not running (state directory {p.state_dir})")
+    status_file = p.state_dir / "status.json"
+
+    def last() -> Any:
+        try:
+            return json.loads(status_file.read_text(encoding="utf-8")).get("last_reload")
+        except (OSError, ValueError):
+            return None
+
+    before = last()
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while (now := last()) == before and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the status the daemon publishes
+    if now == before or not now:
+        raise UserError("the daemon did not report the reload within 10 s; see its log")
+    click.echo(now["detail"])
+    if not now["ok"]:
+        sys.exit(1)
