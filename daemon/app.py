@@ -1,8 +1,11 @@
-"""The daemon: one asyncio loop running the proxy, the PAC server, the schedule and reloads.
+"""The daemon's lifecycle: start its parts in order on one asyncio loop, stop them in reverse.
 
-Threads (journal writer, file watcher, process lookups) hand results back to the loop; nothing here
-blocks it for long. A second instance on the same state directory is refused. Every decision uses
-trusted time (``clock.TrustedClock``) and the commitment rules (``rules.commit``).
+Modelled on mitmproxy's ``Master``: each part (the state-dir lock, the journal, the proxy, the PAC
+server, the schedule, the rules-file watcher, the process watcher) has a start and a stop, and
+``Lifecycle`` stops whatever started, last first, even when a later start fails. Deciding what is in
+force lives in ``enforcement.build``; keeping it current (reloads, schedule transitions, due
+loosenings) is ``Daemon.reconcile``. Threads (journal writer, file watcher, process scans) hand
+results back to the loop; nothing here blocks it for long.
 """
 
 from __future__ import annotations
@@ -19,31 +22,53 @@ import os
 import signal
 import socket
 import zoneinfo
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Protocol
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-from zerocontact.rules import Matcher, RulesError, Ruleset, evaluate, load
+from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
-from . import sdnotify
-from .addon import Blocker, Enforcement, RedirectUpstream
-from .clock import TrustedClock
-from .commitment import Commitment, write_private
+from . import ca, sdnotify
+from .blocker import Blocker, RedirectUpstream
+from .clock import ClockStatus, TrustedClock
+from .commitment import Commitment
+from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .pac import PacServer, pac
-from .paths import Paths
-from .proxy import Proxy, ensure_ca
+from .paths import Paths, system_mode
+from .proxy import Proxy
+from .reloader import RulesFileWatcher
+from .schedule import Schedule
+from .status import (
+    AppStatus,
+    ClockReport,
+    JournalReport,
+    PendingStatus,
+    PersonStatus,
+    ReloadStatus,
+    Runtime,
+    Status,
+)
+from .watcher import ProcessWatcher
 
 log = logging.getLogger("zerocontact")
 DEFAULT_PORT = 8341  # the proxy; the PAC server listens on the next port
-RECONCILE_SECONDS = 30.0
 
 
 class StartError(UserFacingError):
     """The daemon cannot start; the message says why and what to do."""
+
+
+class Clock(Protocol):
+    """Trusted time (``clock.TrustedClock``); tests inject one they move by hand."""
+
+    def now(self) -> dt.datetime: ...
+    def check(self) -> ClockStatus: ...
+    def status(self) -> ClockStatus: ...
+    def observe_date(self, date: dt.datetime) -> None: ...
+    def save(self) -> None: ...
 
 
 def check_loopback(host: str) -> str:
@@ -72,34 +97,38 @@ class Options:
     timezone: str = "UTC"
     redirect_upstream: dict[str, tuple[str, int]] | None = None  # tests and debugging only
     rules_bytes: bytes | None = None  # what the rules were loaded from: the watcher starts there
+    watch_processes: bool = True
 
 
-def _same_rules(a: Ruleset, b: Ruleset) -> bool:
-    return dataclasses.replace(a, source="") == dataclasses.replace(b, source="")
+class Lifecycle:
+    """Parts started in order and stopped in reverse; a failing stop is logged, the rest still run."""
+
+    def __init__(self) -> None:
+        self._stops: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+
+    async def enter(
+        self, name: str, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+    ) -> None:
+        await start()
+        self._stops.append((name, stop))
+
+    async def close(self) -> None:
+        while self._stops:
+            name, stop = self._stops.pop()
+            try:
+                await stop()
+            except Exception:  # one part failing to stop must not keep the others running
+                log.exception("stopping %s failed", name)
 
 
-class Daemon:
-    def __init__(self, opts: Options, rules: Ruleset) -> None:
-        self.opts = opts
-        self.requested = rules  # what the rules file asks for
-        self.paths = opts.paths
-        self._lock_file: IO[str] | None = None
-        self._stop = asyncio.Event()
-        self.journal: Journal | None = None
-        self.blocker: Blocker | None = None
-        self.proxy: Proxy | None = None
-        self.pac_server: PacServer | None = None
-        self.clock: TrustedClock | None = None
-        self.commitment: Commitment | None = None
-        self.scheduler: AsyncIOScheduler | None = None
-        self.watcher: Any = None  # the rules file
-        self.processes: Any = None  # the process watcher
-        self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
-        self.last_reload: dict[str, Any] = {"ok": True, "time": None, "detail": "loaded at start"}
-        self.runtime: dict[str, Any] = {}
+class InstanceLock:
+    """One daemon per state directory: an flock held for the daemon's life, the PID written inside."""
 
-    # -- start-up ---------------------------------------------------------------------------------
-    def _lock(self) -> None:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self._file: IO[str] | None = None
+
+    async def start(self) -> None:
         self.paths.ensure_state()
         f = open(self.paths.lock, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's life
         try:
@@ -115,208 +144,273 @@ class Daemon:
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
-        self._lock_file = f
+        self._file = f
 
-    def _record(self, attempt: Attempt) -> None:
-        """An attempt from the process watcher (already on the loop): into the journal's queue."""
-        if self.journal:
-            self.journal.record(attempt)
+    async def stop(self) -> None:
+        if self._file:
+            self._file.close()
 
-    def _record_bypass(self, detail: str) -> None:
-        """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
-        if self.journal:
-            self.journal.record(
-                Attempt(
-                    time=dt.datetime.now(dt.UTC),
-                    person=None,
-                    platform=None,
-                    surface=None,
-                    channel="bypass",
-                    detail=detail,
-                )
-            )
 
-    def _on_tamper(self, detail: str) -> None:
-        if self.journal:
-            self.journal.event("tamper", detail)
-        self._record_bypass(f"clock: {detail}")
+async def _nothing() -> None:
+    return None
 
-    def _enforcement(self, old: Enforcement | None) -> Enforcement:
-        """Decide what is in force now (commitment, then the schedule) and build what hooks need."""
-        assert self.clock is not None and self.commitment is not None
-        now = self.clock.now()
-        decision = self.commitment.decide(self.requested, now)
-        rules = decision.effective
-        if old is not None and _same_rules(old.rules, rules):
-            matcher = old.matcher
-        else:
-            matcher = Matcher(rules)
-            learned = old.matcher.learned() if old else learned_ids(self.paths.journal)
-            for platform, value, person in learned:
-                matcher.learn(platform, value, person)
-        return Enforcement(rules, matcher, evaluate(rules, now, self.commitment.started))
 
-    async def run(self) -> None:
+class Daemon:
+    """The service: built without side effects, then ``start``/``stop`` (or ``run`` until a signal)."""
+
+    def __init__(self, opts: Options, rules: Ruleset, *, clock: Clock | None = None) -> None:
+        self.opts = opts
+        self.paths = opts.paths
+        self.requested = rules  # what the rules file asks for
+        self._injected_clock = clock
+        self._life = Lifecycle()
+        self._stopped = asyncio.Event()
+        self.journal = Journal(self.paths.journal)
+        self.clock: Clock | None = None
+        self.commitment: Commitment | None = None
+        self.blocker: Blocker | None = None
+        self.proxy: Proxy | None = None
+        self.pac_server: PacServer | None = None
+        self.schedule: Schedule | None = None
+        self.rules_file_watcher: RulesFileWatcher | None = None
+        self.process_watcher: ProcessWatcher | None = None
+        self.runtime: Runtime | None = None
+        self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
+        self.last_reload = ReloadStatus()
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
+
+    @property
+    def enforcement(self) -> Enforcement:
+        assert self.blocker is not None, "the daemon has not started"
+        return self.blocker.enforcement
+
+    # -- start and stop ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start every part in order; on a failure, stop what started and raise ``StartError``."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._life.close()
+            raise
+
+    async def _start(self) -> None:
         os.umask(0o077)  # everything the daemon writes is private to its owner
         host = check_loopback(self.opts.host)
-        self._lock()
         loop = asyncio.get_running_loop()
-        self.journal = Journal(self.paths.journal)
-        self.journal.start()
-        self.clock = TrustedClock(self.paths.state_dir / "clock.json", on_tamper=self._on_tamper)
-        self.commitment = Commitment(self.paths.state_dir, self.opts.timezone)
-        enf = self._enforcement(None)
-        ca_cert = ensure_ca(
+        life = self._life
+        lock = InstanceLock(self.paths)
+        await life.enter("lock", lock.start, lock.stop)
+
+        async def start_journal() -> None:
+            self.journal.start()
+
+        async def stop_journal() -> None:
+            self.journal.event("stopped")
+            await asyncio.to_thread(self.journal.close)
+
+        await life.enter("journal", start_journal, stop_journal)
+        self.clock = self._injected_clock or TrustedClock(self.paths.clock, on_tamper=self._on_tamper)
+        clock = self.clock
+        await life.enter("clock", _nothing, lambda: asyncio.to_thread(clock.save))
+        self.commitment = Commitment(self.paths, self.opts.timezone)
+        enf = self._decide(None)
+        ca_cert = ca.ensure(
             self.paths.ca_dir, f"zerocontact local CA ({socket.gethostname()})", enf.matcher.target_hosts()
         )
         tz = zoneinfo.ZoneInfo(enf.rules.settings.timezone or "UTC")
         midnight = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        self.blocker = Blocker(
+        blocker = self.blocker = Blocker(
             enforcement=enf,
             journal=self.journal,
             today_count=count_since(self.paths.journal, midnight),
-            clock=self.clock.now,
-            on_date=self.clock.observe_date,
+            clock=clock.now,
+            on_date=clock.observe_date,
         )
+        await life.enter("blocker", _nothing, lambda: asyncio.to_thread(blocker.done))
+
         extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
-        self.proxy = Proxy(
-            host, self.opts.port, self.paths.ca_dir, self.blocker, enf.matcher.target_hosts(), extra
+        proxy = self.proxy = Proxy(
+            host, self.opts.port, self.paths.ca_dir, blocker, enf.matcher.target_hosts(), extra
         )
-        try:
-            self.proxy_addr = await self.proxy.start()
-        except OSError as e:
-            raise StartError(f"cannot listen on {host}:{self.opts.port}: {e}") from None
-        self.blocker.proxy_port = self.proxy_addr[1]
+
+        async def start_proxy() -> None:
+            try:
+                self.proxy_addr = await proxy.start()
+            except OSError as e:
+                raise StartError(f"cannot listen on {host}:{self.opts.port}: {e}") from None
+            blocker.proxy_port = self.proxy_addr[1]
+
+        await life.enter("proxy", start_proxy, proxy.stop)
         pac_port = (
             self.opts.pac_port
             if self.opts.pac_port is not None
             else (self.proxy_addr[1] + 1 if self.opts.port else 0)
         )
-        self.pac_server = PacServer(host, pac_port, self._pac_text, ca_cert)
-        try:
-            pac_port = await self.pac_server.start()
-        except OSError as e:
-            await self.proxy.stop()
-            raise StartError(f"cannot serve the PAC file on {host}:{pac_port}: {e}") from None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload_from_disk("SIGHUP")))
-        self.scheduler = AsyncIOScheduler(
-            event_loop=loop, job_defaults={"coalesce": True, "misfire_grace_time": None}
-        )
-        self.scheduler.add_job(self.reconcile, "interval", seconds=RECONCILE_SECONDS, id="reconcile")
-        self.scheduler.add_job(
-            self.apply_retention,
-            "interval",
-            hours=6,
-            id="retention",
-            next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
-        )
-        self.scheduler.start()
-        self._start_watcher(loop)
-        from .paths import system_mode
-        from .watcher import ProcessWatcher
+        pac_server = self.pac_server = PacServer(host, pac_port, self._pac_text, ca_cert)
 
-        self.processes = ProcessWatcher(loop, self._record, system_mode=system_mode(), clock=self.clock.now)
-        self.runtime = {
-            "pid": os.getpid(),
-            "proxy": f"{self.proxy_addr[0]}:{self.proxy_addr[1]}",
-            "pac": f"http://{host}:{pac_port}/proxy.pac",
-            "ca": str(ca_cert),
-            "rules": str(self.opts.rules_path) if self.opts.rules_path else "(embedded sample)",
-            "started": dt.datetime.now(dt.UTC).isoformat(),
-        }
-        self.paths.runtime.write_text(json.dumps(self.runtime, indent=2), encoding="utf-8")
-        self.journal.event("started", json.dumps(self.runtime))
-        log.info("zerocontact is running: proxy %s, PAC %s", self.runtime["proxy"], self.runtime["pac"])
-        log.info("rules: %s: %s", self.runtime["rules"], self.requested.summary())
+        async def start_pac() -> None:
+            nonlocal pac_port
+            try:
+                pac_port = await pac_server.start()
+            except OSError as e:
+                raise StartError(f"cannot serve the PAC file on {host}:{pac_port}: {e}") from None
+
+        await life.enter("pac", start_pac, pac_server.stop)
+        await life.enter("stop notice", _nothing, self._note_stop)
+        schedule = self.schedule = Schedule(loop, self.reconcile, self.apply_retention)
+        await life.enter("schedule", schedule.start, schedule.stop)
+        if self.opts.rules_path is not None:
+            watcher = self.rules_file_watcher = RulesFileWatcher(
+                self.opts.rules_path, loop, self.apply_rules_text, initial=self.opts.rules_bytes
+            )
+
+            async def start_watcher() -> None:
+                watcher.start()
+
+            await life.enter("rules file watcher", start_watcher, lambda: asyncio.to_thread(watcher.stop))
+        if self.opts.watch_processes:
+            self.process_watcher = ProcessWatcher(
+                loop, self._record, system_mode=system_mode(), clock=clock.now
+            )
+        self.runtime = Runtime(
+            pid=os.getpid(),
+            proxy=f"{self.proxy_addr[0]}:{self.proxy_addr[1]}",
+            pac=f"http://{host}:{pac_port}/proxy.pac",
+            ca=str(ca_cert),
+            rules=str(self.opts.rules_path) if self.opts.rules_path else "(embedded sample)",
+            started=dt.datetime.now(dt.UTC).isoformat(),
+        )
+        runtime = self.runtime
+
+        async def unpublish() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.runtime.unlink()
+
+        await life.enter("runtime record", self._publish_runtime, unpublish)
+        log.info("zerocontact is running: proxy %s, PAC %s", runtime.proxy, runtime.pac)
+        log.info("rules: %s: %s", runtime.rules, self.requested.summary())
         log.info("CA certificate (trust it for HTTPS): %s", ca_cert)
-        await self._after_change(None, enf)
-        self.processes.start()
-        sdnotify.notify(f"READY=1\nSTATUS=blocking {len(enf.active)} people; proxy {self.runtime['proxy']}")
-        tasks = []
+        await self._after_change(enf)
+        if self.process_watcher is not None:
+            processes = self.process_watcher
+
+            async def start_processes() -> None:
+                processes.start()
+
+            async def stop_processes() -> None:
+                # resumes anything it suspended; a scan in progress gets 1.5 s (an exit hook resumes too)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.to_thread(processes.stop), 1.5)
+
+            await life.enter("process watcher", start_processes, stop_processes)
+        sdnotify.notify(f"READY=1\nSTATUS=blocking {len(enf.active)} people; proxy {runtime.proxy}")
         interval = sdnotify.watchdog_interval()
         if interval:
-            tasks.append(asyncio.create_task(self._watchdog(interval)))
-        try:
-            await self._stop.wait()
-        finally:
-            sdnotify.notify("STOPPING=1")
-            log.info("stopping")
-            for t in tasks:
-                t.cancel()
-            await self.shutdown()
+            self._spawn(self._watchdog(interval))
 
-    def _start_watcher(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.opts.rules_path is None:
-            return
-        from .reloader import RulesWatcher
+    async def _publish_runtime(self) -> None:
+        assert self.runtime is not None
+        await asyncio.to_thread(self.runtime.write, self.paths.runtime)
+        self.journal.event("started", json.dumps(dataclasses.asdict(self.runtime)))
 
-        self.watcher = RulesWatcher(
-            self.opts.rules_path, loop, self.apply_rules_text, initial=self.opts.rules_bytes
-        )
-        self.watcher.start()
-
-    async def shutdown(self) -> None:
-        if self.watcher is not None:
-            await asyncio.to_thread(self.watcher.stop)
-        if self.processes is not None:
-            # resumes anything it suspended; a scan in progress gets 1.5 s (an exit hook resumes too)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.to_thread(self.processes.stop), 1.5)
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-        marker = self.paths.state_dir / "restart-requested"  # written by `install --refresh`
+    async def _note_stop(self) -> None:
+        """Stopping the service during a block is noted (unless ``install --refresh`` restarts it)."""
+        assert self.blocker is not None
+        marker = self.paths.restart_marker  # written by `install --refresh`
         by_installer = marker.exists()
         with contextlib.suppress(OSError):
             marker.unlink()
-        if self.blocker and self.journal and self.blocker.enforcement.active and not by_installer:
+        if self.blocker.enforcement.active and not by_installer:
             # the user may stop the service, but stopping it during a block is noted, gently
             who = ", ".join(sorted(self.blocker.enforcement.active))
             self._record_bypass(f"the service was stopped while blocking {who}")
-        if self.pac_server:
-            await self.pac_server.stop()
-        if self.proxy:
-            await self.proxy.stop()
-        if self.blocker:
-            await asyncio.to_thread(self.blocker.done)
-        if self.clock:
-            await asyncio.to_thread(self.clock.save)
-        if self.journal:
-            self.journal.event("stopped")
-            await asyncio.to_thread(self.journal.close)
-        with contextlib.suppress(FileNotFoundError):
-            self.paths.runtime.unlink()
-        if self._lock_file:
-            self._lock_file.close()
 
-    def stop(self) -> None:
-        self._stop.set()
+    async def stop(self) -> None:
+        """Stop every part that started, last first."""
+        for t in list(self._tasks):
+            t.cancel()
+        await self._life.close()
 
-    def _pac_text(self) -> str:
-        assert self.blocker is not None
-        return pac(self.blocker.enforcement.matcher.target_hosts(), self.proxy_addr)
+    async def run(self) -> None:
+        """Start, then serve until SIGINT or SIGTERM (SIGHUP re-reads the rules file)."""
+        loop = asyncio.get_running_loop()
+        # handlers first: a SIGTERM that arrives while the parts start stops the daemon once started
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopped.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
+        await self.start()  # a failed start has stopped what it started, and raises
+        try:
+            await self._stopped.wait()
+        finally:
+            sdnotify.notify("STOPPING=1")
+            log.info("stopping")
+            await self.stop()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def settled(self) -> None:
+        """Wait until the work spawned so far (a reload's reconcile, a status write) has finished."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- journal hand-offs ------------------------------------------------------------------------
+    def _record(self, attempt: Attempt) -> None:
+        """An attempt from the process watcher (already on the loop): into the journal's queue."""
+        self.journal.record(attempt)
+
+    def _record_bypass(self, detail: str) -> None:
+        """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
+        self.journal.record(
+            Attempt(
+                time=dt.datetime.now(dt.UTC),
+                person=None,
+                platform=None,
+                surface=None,
+                channel="bypass",
+                detail=detail,
+            )
+        )
+
+    def _on_tamper(self, detail: str) -> None:
+        self.journal.event("tamper", detail)
+        self._record_bypass(f"clock: {detail}")
 
     # -- keeping enforcement current --------------------------------------------------------------
+    def _decide(self, previous: Enforcement | None) -> Enforcement:
+        """What is in force now: the commitment's decision on the requested rules, then the schedule."""
+        assert self.clock is not None and self.commitment is not None
+        now = self.clock.now()
+        decision = self.commitment.decide(self.requested, now)
+        return build(
+            decision.effective,
+            now,
+            self.commitment.started,
+            previous=previous,
+            learned=() if previous else learned_ids(self.paths.journal),
+        )
+
     async def reconcile(self) -> None:
         """Re-decide from the rules and trusted time: catches transitions, due loosenings, clock jumps."""
         assert self.blocker is not None and self.clock is not None
         self.clock.check()
         old = self.blocker.enforcement
-        new = self._enforcement(old)
+        new = self._decide(old)
         self._swap(old, new)
-        await self._after_change(old, new)
+        await self._after_change(new)
 
     def _swap(self, old: Enforcement, new: Enforcement) -> None:
         assert self.blocker is not None and self.proxy is not None
         self.blocker.enforcement = new  # one assignment: hooks see the old or the new, never a mix
         if new.matcher.target_hosts() != old.matcher.target_hosts():
             self.proxy.retarget(new.matcher.target_hosts())
-            from zerocontact.installer.ca import missing_hosts
-
-            missing = missing_hosts(
-                Path(self.runtime.get("ca", self.paths.ca_cert)), new.matcher.target_hosts()
-            )
+            cert = Path(self.runtime.ca) if self.runtime else self.paths.ca_cert
+            missing = ca.missing_hosts(cert, new.matcher.target_hosts())
             if missing:
                 log.warning(
                     "the CA cannot vouch for %s: run `zerocontact install --refresh` to renew and "
@@ -325,49 +419,37 @@ class Daemon:
                 )
         for name in sorted(new.active - old.active):
             log.info("block started: %s", name)
-            if self.journal:
-                self.journal.event("block started", name)
+            self.journal.event("block started", name)
         for name in sorted(old.active - new.active):
             log.info("block lifted: %s", name)
-            if self.journal:
-                self.journal.event("block lifted", name)
+            self.journal.event("block lifted", name)
 
-    async def _after_change(self, old: Enforcement | None, new: Enforcement) -> None:
+    async def _after_change(self, new: Enforcement) -> None:
         """Wake at the next transition, persist state, and publish status (disk work off the loop)."""
-        assert self.clock is not None and self.commitment is not None and self.scheduler is not None
-        wake = [
-            t
-            for t in (
-                new.state.next_change,
-                *(p.due for p in (self.commitment.decision.pending if self.commitment.decision else ())),
-            )
-            if t is not None
-        ]
+        assert self.clock is not None and self.commitment is not None and self.schedule is not None
+        pending = self.commitment.decision.pending if self.commitment.decision else ()
+        wake = [t for t in (new.state.next_change, *(p.due for p in pending)) if t is not None]
         if wake:
-            # APScheduler runs on the system clock; translate the trusted instant into it
-            at = dt.datetime.now(dt.UTC) + (min(wake) - self.clock.now()) + dt.timedelta(milliseconds=50)
-            self.scheduler.add_job(
-                self.reconcile, "date", run_date=at, id="transition", replace_existing=True
-            )
-        if self.processes is not None:
-            self.processes.update(
+            self.schedule.wake_in(min(wake) - self.clock.now())
+        if self.process_watcher is not None:
+            self.process_watcher.update(
                 new.rules,
                 new.state.apps,
                 new.state.people,
                 new.matcher.target_hosts(),
                 self.proxy_addr[1],
-                str(self.runtime.get("pac", "")),
+                self.runtime.pac if self.runtime else "",
             )
         status = self.status()
         await asyncio.to_thread(self._persist, status)
 
-    def _persist(self, status: dict[str, Any]) -> None:
+    def _persist(self, status: Status) -> None:
         assert self.commitment is not None and self.clock is not None
         self.commitment.save()
         self.clock.save()
-        write_private(self.paths.state_dir / "status.json", json.dumps(status, indent=2))
+        status.write(self.paths.status)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         assert self.blocker is not None and self.clock is not None and self.commitment is not None
         enf = self.blocker.enforcement
         clock = self.clock.status()
@@ -375,39 +457,38 @@ class Daemon:
         for p in enf.rules.people:
             end = enf.state.ends.get(f"person:{p.name}")
             people.append(
-                {
-                    "name": p.name,
-                    "active": p.name in enf.active,
-                    "surfaces": sorted(p.block),
-                    "platforms": sorted({a.platform for a in p.accounts}),
-                    "until": end.isoformat() if end else None,
-                    "windows": [w.text for w in p.schedule.windows],
-                }
+                PersonStatus(
+                    name=p.name,
+                    active=p.name in enf.active,
+                    surfaces=sorted(p.block),
+                    platforms=sorted({a.platform for a in p.accounts}),
+                    until=end.isoformat() if end else None,
+                    windows=[w.text for w in p.schedule.windows],
+                )
             )
         apps = [
-            {"name": a.name, "active": a.name in enf.state.apps, "match": list(a.match), "action": a.action}
+            AppStatus(name=a.name, active=a.name in enf.state.apps, match=list(a.match), action=a.action)
             for a in enf.rules.apps
         ]
-        return {
-            "running": True,
-            "pid": os.getpid(),
-            "proxy": self.runtime.get("proxy"),
-            "pac": self.runtime.get("pac"),
-            "rules": self.runtime.get("rules"),
-            "trusted_time": self.clock.now().isoformat(),
-            "people": people,
-            "apps": apps,
-            "next_transition": enf.state.next_change.isoformat() if enf.state.next_change else None,
-            "pending": self.commitment.pending_view(),
-            "cooling_off_seconds": enf.rules.lock.cooling_off.total_seconds(),
-            "last_reload": self.last_reload,
-            "clock": {
-                "trusted": clock.trusted,
-                "skew_seconds": round(clock.skew_seconds, 1),
-                "detail": clock.detail,
-            },
-            "journal": {"error": self.journal.error if self.journal else None},
-        }
+        rt = self.runtime
+        return Status(
+            pid=os.getpid(),
+            proxy=rt.proxy if rt else None,
+            pac=rt.pac if rt else None,
+            rules=rt.rules if rt else None,
+            trusted_time=self.clock.now().isoformat(),
+            people=people,
+            apps=apps,
+            next_transition=enf.state.next_change.isoformat() if enf.state.next_change else None,
+            pending=[PendingStatus(**p) for p in self.commitment.pending_view()],
+            cooling_off_seconds=enf.rules.lock.cooling_off.total_seconds(),
+            last_reload=self.last_reload,
+            clock=ClockReport(
+                trusted=clock.trusted, skew_seconds=round(clock.skew_seconds, 1), detail=clock.detail
+            ),
+            journal=JournalReport(error=self.journal.error),
+            running=True,
+        )
 
     def apply_rules_text(self, data: bytes) -> None:
         """A new rules file (from the watcher or SIGHUP): validate, then commit; runs on the loop."""
@@ -416,28 +497,28 @@ class Daemon:
         try:
             rules = load(data, str(path), default_timezone=self.opts.timezone)
         except RulesError as e:
-            self.last_reload = {"ok": False, "time": now, "detail": f"kept the last good rules:\n{e}"}
+            self.last_reload = ReloadStatus(ok=False, time=now, detail=f"kept the last good rules:\n{e}")
             log.error("the rules file has problems; the last good rules stay in force:\n%s", e)
             if self.blocker is not None:
-                asyncio.get_running_loop().create_task(self._after_change(None, self.blocker.enforcement))
+                self._spawn(self._after_change(self.blocker.enforcement))
             return
         self.requested = rules
-        self.last_reload = {"ok": True, "time": now, "detail": f"reloaded: {rules.summary()}"}
+        self.last_reload = ReloadStatus(ok=True, time=now, detail=f"reloaded: {rules.summary()}")
         log.info("reloaded %s: %s", path, rules.summary())
-        asyncio.get_running_loop().create_task(self.reconcile())
+        self._spawn(self.reconcile())
 
     async def reload_from_disk(self, why: str) -> None:
-        if self.opts.rules_path is None:
+        if self.opts.rules_path is None or self.blocker is None:  # nothing to reload into yet
             return
         try:
             data = await asyncio.to_thread(self.opts.rules_path.read_bytes)
         except OSError as e:
-            self.last_reload = {
-                "ok": False,
-                "time": dt.datetime.now(dt.UTC).isoformat(),
-                "detail": f"{why}: cannot read {self.opts.rules_path}: {e.strerror}",
-            }
-            log.error("%s", self.last_reload["detail"])
+            self.last_reload = ReloadStatus(
+                ok=False,
+                time=dt.datetime.now(dt.UTC).isoformat(),
+                detail=f"{why}: cannot read {self.opts.rules_path}: {e.strerror}",
+            )
+            log.error("%s", self.last_reload.detail)
             return
         log.info("%s: reloading %s", why, self.opts.rules_path)
         self.apply_rules_text(data)
@@ -458,6 +539,10 @@ class Daemon:
             return
         if n:
             log.info("retention: forgot %d attempt(s) older than %s", n, keep)
+
+    def _pac_text(self) -> str:
+        assert self.blocker is not None
+        return pac(self.blocker.enforcement.matcher.target_hosts(), self.proxy_addr)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,9 @@ from zerocontact.rules.dump import dump
 from zerocontact.rules.policy import entry_key
 from zerocontact.rules.schema import App, Person
 
+from .paths import Paths, write_private
+
 log = logging.getLogger("zerocontact.commitment")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, readable only by its owner."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _times(path: Path) -> dict[str, dt.datetime]:
@@ -43,10 +33,10 @@ def _times(path: Path) -> dict[str, dt.datetime]:
 
 
 class Commitment:
-    def __init__(self, state_dir: Path, timezone: str = "UTC") -> None:
-        self.in_force_file = state_dir / "in-force.toml"
-        self.pending_file = state_dir / "pending.json"
-        self.started_file = state_dir / "started.json"
+    def __init__(self, paths: Paths, timezone: str = "UTC") -> None:
+        self.in_force_file = paths.in_force
+        self.pending_file = paths.pending
+        self.started_file = paths.started
         self.in_force: Ruleset | None = None
         if self.in_force_file.exists():
             try:

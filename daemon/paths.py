@@ -1,7 +1,8 @@
 """Where zerocontact keeps things: XDG directories in user mode, FHS ones in system mode.
 
 Every command resolves paths here, so ``run``, ``log`` and ``ca`` always agree; ``--state-dir``
-overrides the state directory on every command.
+overrides the state directory on every command. ``Paths`` names every state file, and
+``write_private`` is how each one is written: atomically, readable only by its owner.
 """
 
 from __future__ import annotations
@@ -13,6 +14,30 @@ from pathlib import Path
 import platformdirs
 
 APP = "zerocontact"
+
+# State file names, relative to the state directory. The installer uses the same names (through
+# ``Paths``) for an installation it has not started yet.
+JOURNAL = "journal.sqlite3"
+CA_DIR = "ca"
+LOCK = "daemon.lock"
+RUNTIME = "daemon.json"
+STATUS = "status.json"
+CLOCK = "clock.json"
+IN_FORCE = "in-force.toml"
+PENDING = "pending.json"
+STARTED = "started.json"
+RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
+
+
+def write_private(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``, readable only by its owner."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +51,11 @@ class Paths:
 
     @property
     def journal(self) -> Path:
-        return self.state_dir / "journal.sqlite3"
+        return self.state_dir / JOURNAL
 
     @property
     def ca_dir(self) -> Path:
-        return self.state_dir / "ca"
+        return self.state_dir / CA_DIR
 
     @property
     def ca_cert(self) -> Path:
@@ -38,12 +63,39 @@ class Paths:
 
     @property
     def lock(self) -> Path:
-        return self.state_dir / "daemon.lock"
+        return self.state_dir / LOCK
 
     @property
     def runtime(self) -> Path:
         """What the running daemon publishes about itself (ports, PID) for the other commands."""
-        return self.state_dir / "daemon.json"
+        return self.state_dir / RUNTIME
+
+    @property
+    def status(self) -> Path:
+        """What the running daemon enforces (``status.Status``), for ``status`` and ``doctor``."""
+        return self.state_dir / STATUS
+
+    @property
+    def clock(self) -> Path:
+        return self.state_dir / CLOCK
+
+    @property
+    def in_force(self) -> Path:
+        """The rules in force (pending loosenings still enforced), as TOML."""
+        return self.state_dir / IN_FORCE
+
+    @property
+    def pending(self) -> Path:
+        return self.state_dir / PENDING
+
+    @property
+    def started(self) -> Path:
+        """When each block took effect (``for = "90d"`` counts from there)."""
+        return self.state_dir / STARTED
+
+    @property
+    def restart_marker(self) -> Path:
+        return self.state_dir / RESTART_MARKER
 
     def ensure_state(self) -> None:
         """Create the state directory private to its owner (0700), tightening it if it exists."""

@@ -10,26 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import addons, master, options
 
 log = logging.getLogger("zerocontact.proxy")
-CA_BASENAME = "mitmproxy"  # mitmproxy's file naming inside our own CA directory
-
-
-def ensure_ca(ca_dir: Path, common_name: str, hosts: Sequence[str] | None = None) -> Path:
-    """This installation's own CA in a 0700 directory with a 0600 key; return the certificate.
-
-    Made by ``zerocontact.installer.ca`` with X.509 name constraints: valid only for ``hosts`` (the
-    rules' target host suffixes, ``Matcher.target_hosts()``), or, when they are not given, for every
-    preset platform's hosts. An existing CA is kept (it may already be trusted); when it cannot vouch
-    for a targeted host, a warning says to run ``zerocontact install``, which renews and re-trusts it."""
-    from zerocontact.installer.ca import ensure
-
-    return ensure(ca_dir, common_name, hosts)
 
 
 def allow_pattern(host: str) -> str:

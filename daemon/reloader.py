@@ -100,14 +100,14 @@ def _dir_identity(path: str) -> tuple[int, int]:
 class _Handler(FileSystemEventHandler):
     """Forwards every watchdog event (on the observer thread) to the watcher's filter."""
 
-    def __init__(self, watcher: RulesWatcher) -> None:
+    def __init__(self, watcher: RulesFileWatcher) -> None:
         self._watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         self._watcher._on_fs_event(event)
 
 
-class RulesWatcher:
+class RulesFileWatcher:
     """Delivers the rules file's new bytes to ``on_change`` on ``loop`` within a second of a save.
 
     ``on_change(data)`` runs on the loop, once per settled change whose content differs from the
@@ -179,7 +179,7 @@ class RulesWatcher:
         the baseline is read here, on the caller's thread: one small read, once.
         """
         if self._started:
-            raise RuntimeError("RulesWatcher.start() called twice")
+            raise RuntimeError("RulesFileWatcher.start() called twice")
         self._started = True
         if self._initial is not None:
             baseline: bytes | None = self._initial

@@ -18,6 +18,7 @@ from typing import cast
 import click
 
 from zerocontact.daemon.cli.common import UserError, read_rules, state_dir_option
+from zerocontact.daemon.paths import IN_FORCE, RUNTIME
 from zerocontact.installer import plan as planmod
 from zerocontact.installer.context import OS, InstallError, Mode, SubprocessRunner, host_os
 
@@ -30,7 +31,7 @@ def target_hosts(rules_data: bytes, rules_name: str, state_dir: Path, timezone: 
     from zerocontact.rules import Matcher, RulesError, load
 
     hosts = set(Matcher(load(rules_data, rules_name, default_timezone=timezone)).target_hosts())
-    in_force = state_dir / "in-force.toml"
+    in_force = state_dir / IN_FORCE
     with contextlib.suppress(OSError, RulesError):
         hosts |= set(
             Matcher(load(in_force.read_bytes(), str(in_force), default_timezone=timezone)).target_hosts()
@@ -176,8 +177,8 @@ def install_cmd(
 
 
 def _refresh(root: Path, state_dir: Path | None, runner: SubprocessRunner) -> None:
+    from zerocontact.daemon.ca import needs_renewal
     from zerocontact.daemon.cli.common import local_timezone
-    from zerocontact.installer.ca import needs_renewal
     from zerocontact.installer.ops import Manifest
 
     found = find_manifest(root, state_dir)
@@ -282,7 +283,7 @@ def doctor_cmd(as_json: bool, root: Path, state_dir: Path | None) -> None:
         manifest = manifest or Manifest.load(ctx.manifest)
 
     rules_file = ctx.at(ctx.rules)
-    running = doc.read_json(ctx.at(ctx.state_dir) / "daemon.json") or {}
+    running = doc.read_json(ctx.at(ctx.state_dir) / RUNTIME) or {}
     if not manifest.data.get("installed") and Path(str(running.get("rules", ""))).is_file():
         rules_file = Path(running["rules"])  # not installed: check what the running daemon uses
 

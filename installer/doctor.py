@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import ca
+from zerocontact.daemon import ca, paths
+from zerocontact.daemon.status import Status
+
 from .context import Context, Runner
 from .ops import Command, Dir, File, IniKeys, JsonKeys, Manifest, Op, Step, ini_get, json_get
 from .routing import GSetting, TrackNewFile
@@ -243,7 +245,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def check_runtime(
-    ctx: Context, runtime: dict[str, Any] | None, status: dict[str, Any] | None, hosts: Sequence[str]
+    ctx: Context, runtime: dict[str, Any] | None, status: Status | None, hosts: Sequence[str]
 ) -> list[Check]:
     """The running daemon: alive, its proxy answering, its PAC complete, its clock trusted."""
     out = []
@@ -281,20 +283,19 @@ def check_runtime(
     if status is None:
         out.append(Check("clock", WARN, "no status.json yet (the daemon writes it once running)", start))
         return out
-    clock = status.get("clock") or {}
-    if clock.get("trusted", True):
-        out.append(Check("clock", OK, f"trusted: {clock.get('detail', '-')}"))
+    clock = status.clock
+    if clock.trusted:
+        out.append(Check("clock", OK, f"trusted: {clock.detail}"))
     else:
         out.append(
             Check(
                 "clock",
                 WARN,
-                f"not trusted: {clock.get('detail', '-')} (blocks are never shortened meanwhile)",
+                f"not trusted: {clock.detail} (blocks are never shortened meanwhile)",
                 "keep the system clock on network time; it becomes trusted once a platform's Date agrees",
             )
         )
-    reload = status.get("last_reload") or {}
-    if not reload.get("ok", True):
+    if not status.last_reload.ok:
         out.append(
             Check(
                 "reload",
@@ -303,7 +304,7 @@ def check_runtime(
                 "zerocontact rules check",
             )
         )
-    journal = (status.get("journal") or {}).get("error")
+    journal = status.journal.error
     if journal:
         out.append(
             Check(
@@ -380,7 +381,7 @@ def doctor(
         checks.append(check_service(ctx, runner))
     if ctx.live:
         state = ctx.at(ctx.state_dir)
-        runtime, status = read_json(state / "daemon.json"), read_json(state / "status.json")
+        runtime, status = read_json(state / paths.RUNTIME), Status.read(state / paths.STATUS)
         checks += check_runtime(ctx, runtime, status, current if current is not None else ctx.hosts)
     else:
         checks.append(Check("daemon", SKIP, "staging root: the daemon, proxy, PAC and clock are not checked"))

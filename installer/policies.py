@@ -24,9 +24,9 @@ import json
 from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from zerocontact.daemon import ca
 from zerocontact.daemon.pac import pac
 
-from . import ca
 from .context import LABEL, Context
 from .ops import Dir, File, JsonKeys, Op, Step
 from .trust import CaMaterial

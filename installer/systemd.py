@@ -22,6 +22,8 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path, PurePath, PurePosixPath
 
+from zerocontact.daemon.paths import RESTART_MARKER
+
 from .context import LABEL, Context, InstallError
 from .ops import Command, Dir, File, Op, Step, Tx
 
@@ -268,9 +270,6 @@ def unit_dir(ctx: Context) -> PurePath:
     if ctx.mode == "system":
         return PurePosixPath("/etc/systemd/system")
     return PurePosixPath(ctx.config_dir.parent) / "systemd" / "user"
-
-
-RESTART_MARKER = "restart-requested"  # read and removed by the daemon as it stops
 
 
 class RestartIfChanged(Op):

@@ -20,7 +20,8 @@ from pathlib import Path, PurePath, PurePosixPath
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from . import ca
+from zerocontact.daemon import ca
+
 from .context import LABEL, Context, InstallError
 from .ops import Command, Dir, File, Op, Step, Tx
 

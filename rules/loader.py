@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import tomli
 
 from .errors import Problem, RulesError
-from .platforms import Platform, compile_template, presets
+from .platforms import Platform, compile_template, presets, site_platform
 from .schema import (
     APP_ACTIONS,
     DEFAULT_SURFACES,
@@ -417,22 +417,6 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
         return None
 
 
-def site_platform(site: Site) -> Platform:
-    """A user-defined site compiled like a built-in preset."""
-    from .platforms import compile_platform
-
-    return compile_platform(
-        {
-            "name": site.name,
-            "title": site.name,
-            "hosts": list(site.hosts),
-            "ids": {"handle": site.handle},
-            "pattern": [{"surface": p.surface, "path": p.path} for p in site.pages],
-        },
-        f"site {site.name}",
-    )
-
-
 def load(data: bytes | str, file: str = "rules.toml", default_timezone: str = "UTC") -> Ruleset:
     """Validate a rules file's text and build its ``Ruleset``; raise ``RulesError`` listing every problem."""
     try:
@@ -538,7 +522,3 @@ def _array(ctx: _Ctx, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
         if _typed(ctx, f"{key}[{i + 1}]", item, dict, "a table"):
             out.append(item)
     return out
-
-
-def custom_platforms(rules: Ruleset) -> dict[str, Platform]:
-    return {s.name: site_platform(s) for s in rules.sites}

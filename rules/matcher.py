@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .platforms import Pattern, Platform, Template, presets
+from .platforms import Pattern, Platform, Template, custom_platforms, presets
 from .request import Request, resolve, walk_dicts
 from .schema import Ruleset
 
@@ -61,8 +61,6 @@ class Matcher:
     """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
 
     def __init__(self, rules: Ruleset, extra_platforms: dict[str, Platform] | None = None) -> None:
-        from .loader import custom_platforms
-
         all_plats = {**presets(), **custom_platforms(rules), **(extra_platforms or {})}
         self.rules = rules
         self._people = {p.name: p for p in rules.people}

@@ -15,7 +15,7 @@ from typing import Any
 
 import tomli
 
-from .schema import SURFACES
+from .schema import SURFACES, Ruleset, Site
 
 SPECIAL_KINDS = ("any", "url", "query", "user")
 PATTERN_KINDS = ("page", "api", "socket")
@@ -327,3 +327,22 @@ def _ops_text(ops: str | list[str]) -> str:
     if not ops:
         return ""
     return "GraphQL " + ops[0] + (f" (+{len(ops) - 1} more)" if len(ops) > 1 else "")
+
+
+def site_platform(site: Site) -> Platform:
+    """A user-defined site compiled like a built-in preset."""
+    return compile_platform(
+        {
+            "name": site.name,
+            "title": site.name,
+            "hosts": list(site.hosts),
+            "ids": {"handle": site.handle},
+            "pattern": [{"surface": p.surface, "path": p.path} for p in site.pages],
+        },
+        f"site {site.name}",
+    )
+
+
+def custom_platforms(rules: Ruleset) -> dict[str, Platform]:
+    """The rules' own ``[[site]]`` entries, compiled like presets."""
+    return {s.name: site_platform(s) for s in rules.sites}

@@ -128,7 +128,7 @@ def explain(
     from ..commitment import Commitment
 
     p = pathmod.resolve(state_dir)
-    commitment = Commitment(p.state_dir, requested.settings.timezone) if p.state_dir.exists() else None
+    commitment = Commitment(p, requested.settings.timezone) if p.state_dir.exists() else None
     rs = commitment.decide(requested, when).effective if commitment else requested
     if process is not None:
         _explain_process(rs, process, when, commitment.started if commitment else None, as_json)

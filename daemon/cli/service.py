@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -15,6 +15,7 @@ from zerocontact.rules import RulesError, load
 from zerocontact.rules.sample import sample as sample_text
 
 from .. import paths as pathmod
+from ..status import ReloadStatus, Runtime, Status
 from .common import (
     UserError,
     default_rules,
@@ -22,6 +23,7 @@ from .common import (
     read_rules_and_bytes,
     rules_option,
     state_dir_option,
+    user_errors,
 )
 
 
@@ -59,8 +61,7 @@ def run(
     import asyncio
     import logging
 
-    from ..app import Daemon, Options, StartError
-    from ..journal import JournalError
+    from ..app import Daemon, Options
 
     if sample and rules_path:
         raise UserError("use either --rules or --sample, not both")
@@ -97,12 +98,8 @@ def run(
         redirect_upstream=redirects or None,
         rules_bytes=rules_bytes,
     )
-    try:
+    with user_errors(), contextlib.suppress(KeyboardInterrupt):
         asyncio.run(Daemon(opts, rs).run())
-    except (StartError, JournalError) as e:
-        raise UserError(str(e)) from None
-    except KeyboardInterrupt:
-        pass
 
 
 @click.command()
@@ -113,22 +110,18 @@ def ca(show: str, state_dir: Path | None) -> None:
     """The interception CA to trust for HTTPS (created on first use, private to you)."""
     import socket
 
-    from ..proxy import ensure_ca
+    from .. import ca as camod
 
     p = pathmod.resolve(state_dir)
     p.ensure_state()
-    cert = ensure_ca(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    cert = camod.ensure(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
     click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
 
 
 def _running(p: pathmod.Paths) -> int | None:
     """The PID of a daemon running on this state directory, if any."""
-    try:
-        pid = int(json.loads(p.runtime.read_text(encoding="utf-8"))["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return pid
+    rt = Runtime.read(p.runtime)
+    return rt.pid if rt is not None and rt.alive() else None
 
 
 def _local(iso: str | None) -> str:
@@ -144,45 +137,37 @@ def status(as_json: bool, state_dir: Path | None) -> None:
     """What is enforced now, what is pending, the last reload, and whether the clock is trusted."""
     p = pathmod.resolve(state_dir)
     pid = _running(p)
-    try:
-        st = json.loads((p.state_dir / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        st = {}
-    st["running"] = pid is not None
+    st = Status.read(p.status)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(json.dumps({**(st.as_json() if st else {}), "running": pid is not None}, indent=2))
         sys.exit(0 if pid else 3)
     if pid is None:
         click.echo(f"zerocontact is not running (state directory {p.state_dir}).")
-        if not st.get("people"):
+        if st is None or not st.people:
             sys.exit(3)
         click.echo("Last known status:")
-    else:
-        click.echo(f"zerocontact is running (pid {pid}); proxy {st.get('proxy')}, PAC {st.get('pac')}")
-    for person in st.get("people", []):
-        when = f"until {_local(person['until'])}" if person.get("until") else "no end date"
-        if person.get("windows"):
-            when += f", in {', '.join(person['windows'])}"
-        state = "blocking now" if person["active"] else "not now     "
-        click.echo(f"  {state}  {person['name']} ({', '.join(person['platforms'])}; {when})")
-    for app in st.get("apps", []):
-        click.echo(
-            f"  {'stopping now' if app['active'] else 'not now     '}  app {app['name']!r} ({app['action']})"
-        )
-    click.echo(f"Next change:  {_local(st.get('next_transition'))}")
-    pending = st.get("pending", [])
-    if pending:
-        hours = st.get("cooling_off_seconds", 0) / 3600
+    st = st or Status()
+    if pid is not None:
+        click.echo(f"zerocontact is running (pid {pid}); proxy {st.proxy}, PAC {st.pac}")
+    for person in st.people:
+        when = f"until {_local(person.until)}" if person.until else "no end date"
+        if person.windows:
+            when += f", in {', '.join(person.windows)}"
+        state = "blocking now" if person.active else "not now     "
+        click.echo(f"  {state}  {person.name} ({', '.join(person.platforms)}; {when})")
+    for app in st.apps:
+        click.echo(f"  {'stopping now' if app.active else 'not now     '}  app {app.name!r} ({app.action})")
+    click.echo(f"Next change:  {_local(st.next_transition)}")
+    if st.pending:
+        hours = st.cooling_off_seconds / 3600
         click.echo(f"Pending loosenings (cooling-off {hours:g} h; each applies only if the file still asks):")
-        for item in pending:
-            click.echo(f"  - {item['change']}: applies at {_local(item['applies_at'])}")
-    reload = st.get("last_reload") or {}
-    click.echo(f"Last reload:  {'ok' if reload.get('ok', True) else 'FAILED'}: {reload.get('detail', '-')}")
-    clock = st.get("clock") or {}
-    trusted = "trusted" if clock.get("trusted", True) else "NOT trusted"
-    click.echo(f"Clock:        {trusted}: {clock.get('detail', '-')}")
-    journal = (st.get("journal") or {}).get("error")
-    click.echo(f"Journal:      {journal or 'ok'}")
+        for item in st.pending:
+            click.echo(f"  - {item.change}: applies at {_local(item.applies_at)}")
+    reload = st.last_reload
+    click.echo(f"Last reload:  {'ok' if reload.ok else 'FAILED'}: {reload.detail}")
+    trusted = "trusted" if st.clock.trusted else "NOT trusted"
+    click.echo(f"Clock:        {trusted}: {st.clock.detail}")
+    click.echo(f"Journal:      {st.journal.error or 'ok'}")
     sys.exit(0 if pid else 3)
 
 
@@ -197,13 +182,10 @@ def reload(state_dir: Path | None) -> None:
     pid = _running(p)
     if pid is None:
         raise UserError(f"zerocontact is not running (state directory {p.state_dir})")
-    status_file = p.state_dir / "status.json"
 
-    def last() -> Any:
-        try:
-            return json.loads(status_file.read_text(encoding="utf-8")).get("last_reload")
-        except (OSError, ValueError):
-            return None
+    def last() -> ReloadStatus | None:
+        st = Status.read(p.status)
+        return st.last_reload if st else None
 
     before = last()
     os.kill(pid, signal.SIGHUP)
@@ -212,6 +194,6 @@ def reload(state_dir: Path | None) -> None:
         time.sleep(0.05)  # polling the status the daemon publishes
     if now == before or not now:
         raise UserError("the daemon did not report the reload within 10 s; see its log")
-    click.echo(now["detail"])
-    if not now["ok"]:
+    click.echo(now.detail)
+    if not now.ok:
         sys.exit(1)

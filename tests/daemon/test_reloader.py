@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.support import need_tool
-from zerocontact.daemon.reloader import DEBOUNCE_SECONDS, RulesWatcher, digest
+from zerocontact.daemon.reloader import DEBOUNCE_SECONDS, RulesFileWatcher, digest
 
 OLD = b'[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example" }\n'
 NEW = b'[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example", x = "samexample" }\n'
@@ -73,9 +73,9 @@ class Seen:
 
 
 @asynccontextmanager
-async def watching(path: Path, **kw: Any) -> AsyncIterator[tuple[RulesWatcher, Seen]]:
+async def watching(path: Path, **kw: Any) -> AsyncIterator[tuple[RulesFileWatcher, Seen]]:
     seen = Seen()
-    w = RulesWatcher(path, asyncio.get_running_loop(), seen.on_change, seen.on_missing, **kw)
+    w = RulesFileWatcher(path, asyncio.get_running_loop(), seen.on_change, seen.on_missing, **kw)
     w.start()
     try:
         yield w, seen
@@ -309,7 +309,7 @@ def test_missing_at_start_then_created(tmp_path: Path) -> None:
 
 
 def test_poll_catches_changes_when_events_are_lost(rules: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(RulesWatcher, "_on_fs_event", lambda self, event: None)  # inotify says nothing
+    monkeypatch.setattr(RulesFileWatcher, "_on_fs_event", lambda self, event: None)  # inotify says nothing
 
     async def main() -> None:
         async with watching(rules, poll_interval=0.3) as (_, seen):
@@ -342,9 +342,9 @@ def test_folder_deleted_and_recreated_is_watched_again(rules: Path) -> None:
 def test_stop_is_quick_idempotent_and_silences_callbacks(rules: Path) -> None:
     async def main() -> None:
         seen = Seen()
-        w = RulesWatcher(rules, asyncio.get_running_loop(), seen.on_change, seen.on_missing)
+        w = RulesFileWatcher(rules, asyncio.get_running_loop(), seen.on_change, seen.on_missing)
         w.stop()  # before start: nothing to do
-        w = RulesWatcher(rules, asyncio.get_running_loop(), seen.on_change, seen.on_missing)
+        w = RulesFileWatcher(rules, asyncio.get_running_loop(), seen.on_change, seen.on_missing)
         w.start()
         rules.write_bytes(NEW)
         t0 = time.monotonic()
@@ -370,7 +370,7 @@ def test_a_failing_callback_does_not_stop_the_watcher(rules: Path) -> None:
                 raise ValueError("bad rules")  # logged by the watcher; the loop carries on
             second.set()
 
-        w = RulesWatcher(rules, asyncio.get_running_loop(), on_change)
+        w = RulesFileWatcher(rules, asyncio.get_running_loop(), on_change)
         w.start()
         try:
             rules.write_bytes(NEW)

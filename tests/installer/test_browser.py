@@ -34,7 +34,7 @@ from tests.e2e.cdp import CDP
 from tests.e2e.conftest import Origin, _Origin, origin, start_daemon
 from tests.installer.conftest import RULES, free_port, said
 from tests.support import chromium_args, need_tool, wait_for
-from zerocontact.installer import ca
+from zerocontact.daemon import ca
 from zerocontact.installer.context import SubprocessRunner
 from zerocontact.installer.plan import build_steps, install, make_context, uninstall
 from zerocontact.installer.policies import CHROMIUM_DIRS, ChromiumPolicy

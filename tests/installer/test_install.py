@@ -11,7 +11,7 @@ import pytest
 
 from tests.installer.conftest import RULES, debian_layout, tree, zc
 from tests.support import need_tool
-from zerocontact.installer import ca
+from zerocontact.daemon import ca
 
 
 def home_in(root: Path) -> Path:

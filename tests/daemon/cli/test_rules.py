@@ -1,9 +1,8 @@
-"""The command line: clear messages and exit codes, never a traceback; explain's stable JSON."""
+"""rules init/check and explain: clear messages and exit codes, never a traceback; explain's stable JSON."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,19 +123,6 @@ def test_explain_readable_output_and_body_option(tmp_path: Path) -> None:
     body.write_text('{"operationName": "UserByScreenName", "variables": {"screen_name": "SamExample"}}')
     r = run("explain", "--rules", str(rules), "--body", str(body), "POST https://x.com/i/api/graphql")
     assert r.returncode == 0 and r.stdout.startswith("BLOCK  POST https://x.com/i/api/graphql")
-
-
-def test_commands_share_state_via_xdg_and_state_dir(tmp_path: Path, isolated_home: Path) -> None:
-    r = run("ca", "--path")
-    assert r.returncode == 0
-    assert Path(r.stdout.strip()) == isolated_home / ".local/state/zerocontact/ca/mitmproxy-ca-cert.pem"
-    assert "BEGIN CERTIFICATE" in run("ca", "--pem").stdout
-    other = tmp_path / "elsewhere"
-    r = run("ca", "--path", "--state-dir", str(other))
-    assert r.stdout.strip() == str(other / "ca" / "mitmproxy-ca-cert.pem")
-    assert oct(os.stat(other / "ca" / "mitmproxy-ca.pem").st_mode & 0o777) == "0o600"
-    r = run("log", "--state-dir", str(tmp_path / "empty"))
-    assert r.returncode == 1 and "no journal" in r.stderr
 
 
 def test_explain_process_says_what_the_watcher_would_do(tmp_path: Path) -> None:

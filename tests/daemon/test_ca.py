@@ -12,7 +12,7 @@ from cryptography import x509
 from mitmproxy import certs
 
 from tests.support import need_tool
-from zerocontact.installer import ca
+from zerocontact.daemon import ca
 
 TARGETS = ["instagram.com", "x.com"]
 
@@ -129,19 +129,17 @@ def test_renewal_is_needed_exactly_when_the_targets_change(tmp_path: Path) -> No
 def test_the_daemons_ensure_ca_makes_a_constrained_ca_and_keeps_an_existing_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from zerocontact.daemon.proxy import ensure_ca
-
     d = tmp_path / "state" / "ca"
-    cert = ensure_ca(d, "zerocontact local CA (test)", ["instagram.com"])
+    cert = ca.ensure(d, "zerocontact local CA (test)", ["instagram.com"])
     info = ca.inspect(cert.read_bytes())
     assert info.permitted == ("instagram.com",)
     assert (d / ca.KEY_FILE).stat().st_mode & 0o777 == 0o600 and (d / ca.DH_FILE).exists()
     with caplog.at_level(logging.WARNING, "zerocontact.ca"):
-        again = ensure_ca(d, "zerocontact local CA (test)", ["instagram.com", "tiktok.com"])
+        again = ca.ensure(d, "zerocontact local CA (test)", ["instagram.com", "tiktok.com"])
     assert again.read_bytes() == cert.read_bytes()  # kept: it may be trusted already
     assert "tiktok.com" in caplog.text and "zerocontact install" in caplog.text
     # no rules known yet (`zerocontact ca`): bounded by every preset platform, never unconstrained
-    other = ensure_ca(tmp_path / "other", "t")
+    other = ca.ensure(tmp_path / "other", "t")
     permitted = ca.inspect(other.read_bytes()).permitted
     assert "instagram.com" in permitted and "whatsapp.com" in permitted
     assert not any(p.endswith(("bank.com", "google.com")) for p in permitted)

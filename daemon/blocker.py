@@ -1,4 +1,5 @@
-"""The mitmproxy addon: judge each request on a targeted host, answer blocked ones itself.
+"""The blocker, zerocontact's mitmproxy addon: judge each request on a targeted host, answer blocked
+ones itself.
 
 It imports only mitmproxy's public addon API (``http``), so ``mitmproxy.test.taddons`` can drive it.
 Hooks never touch the disk or scan processes: journal writes are queued, lookups run in a thread.
@@ -21,30 +22,18 @@ from urllib.parse import parse_qs
 
 from mitmproxy import http
 
-from zerocontact.rules import Matcher, Request, Ruleset, Verdict
-from zerocontact.rules.policy import State, entry_key
+from zerocontact.rules import Request, Verdict
+from zerocontact.rules.policy import entry_key
 from zerocontact.rules.request import resolve
 from zerocontact.rules.response import json_objects
 
 from .blockpage import HEADERS_API, HEADERS_HTML, NOTE_PATH, Pages, describe, refusal
 from .clientproc import process_for
+from .enforcement import Enforcement
 from .journal import Attempt, Journal
 
 log = logging.getLogger("zerocontact.proxy")
 BURST_SECONDS = 30.0  # requests for the same person and platform this close together are one attempt
-
-
-@dataclass(frozen=True)
-class Enforcement:
-    """Everything a hook needs to decide, swapped whole when rules or time change."""
-
-    rules: Ruleset
-    matcher: Matcher
-    state: State
-
-    @property
-    def active(self) -> frozenset[str]:
-        return self.state.people
 
 
 @dataclass

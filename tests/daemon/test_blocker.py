@@ -13,7 +13,8 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 
-from zerocontact.daemon.addon import Blocker, Enforcement
+from zerocontact.daemon.blocker import Blocker
+from zerocontact.daemon.enforcement import Enforcement
 from zerocontact.rules import Matcher, evaluate, load
 from zerocontact.rules.policy import State
 

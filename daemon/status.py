@@ -1,0 +1,171 @@
+"""The daemon's published status: a typed record written by the daemon (``status.json``) and read by
+``zerocontact status``, ``reload`` and ``doctor``, so every reader sees the same fields and defaults.
+
+``daemon.json`` (``Runtime``) says where a live daemon listens; ``status.json`` (``Status``) what it
+enforces. Both are written private (0600) off the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .paths import write_private
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Where the running daemon listens and what it runs on (``daemon.json``)."""
+
+    pid: int
+    proxy: str
+    pac: str
+    ca: str
+    rules: str
+    started: str
+
+    def write(self, path: Path) -> None:
+        write_private(path, json.dumps(dataclasses.asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, path: Path) -> Runtime | None:
+        """The runtime record, or None when missing, unreadable or not in this shape."""
+        data = _read_object(path)
+        try:
+            return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)}) if data else None
+        except (KeyError, TypeError):
+            return None
+
+    def alive(self) -> bool:
+        """Whether the process that wrote this record is still running."""
+        try:
+            os.kill(int(self.pid), 0)
+        except (OSError, ValueError, TypeError):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class PersonStatus:
+    name: str
+    active: bool
+    surfaces: list[str]
+    platforms: list[str]
+    until: str | None
+    windows: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AppStatus:
+    name: str
+    active: bool
+    match: list[str]
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStatus:
+    change: str
+    key: str
+    since: str
+    applies_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    ok: bool = True
+    time: str | None = None
+    detail: str = "loaded at start"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReport:
+    trusted: bool = True
+    skew_seconds: float = 0.0
+    detail: str = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalReport:
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the daemon enforces now; ``running`` is filled in by the reader from ``daemon.json``."""
+
+    pid: int | None = None
+    proxy: str | None = None
+    pac: str | None = None
+    rules: str | None = None
+    trusted_time: str | None = None
+    people: list[PersonStatus] = field(default_factory=list)
+    apps: list[AppStatus] = field(default_factory=list)
+    next_transition: str | None = None
+    pending: list[PendingStatus] = field(default_factory=list)
+    cooling_off_seconds: float = 0.0
+    last_reload: ReloadStatus = field(default_factory=ReloadStatus)
+    clock: ClockReport = field(default_factory=ClockReport)
+    journal: JournalReport = field(default_factory=JournalReport)
+    running: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def write(self, path: Path) -> None:
+        write_private(path, json.dumps(self.as_json(), indent=2))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Status:
+        """Rebuild from ``as_json`` output; unknown keys are ignored and missing ones take defaults,
+        so a status written by an older daemon still reads."""
+
+        def part[T](kind: type[T], value: Any) -> T:
+            if not isinstance(value, dict):
+                return kind()
+            names = {f.name for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+            return kind(**{k: v for k, v in value.items() if k in names})
+
+        def parts[T](kind: type[T], value: Any) -> list[T]:
+            return [part(kind, v) for v in value] if isinstance(value, list) else []
+
+        simple = {f.name for f in dataclasses.fields(cls)} - {
+            "people",
+            "apps",
+            "pending",
+            "last_reload",
+            "clock",
+            "journal",
+        }
+        return cls(
+            **{k: v for k, v in data.items() if k in simple},
+            people=parts(PersonStatus, data.get("people")),
+            apps=parts(AppStatus, data.get("apps")),
+            pending=parts(PendingStatus, data.get("pending")),
+            last_reload=part(ReloadStatus, data.get("last_reload")),
+            clock=part(ClockReport, data.get("clock")),
+            journal=part(JournalReport, data.get("journal")),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Status | None:
+        """The last status the daemon published, or None when there is none (or it is unreadable)."""
+        data = _read_object(path)
+        if data is None:
+            return None
+        try:
+            return cls.from_json(data)
+        except TypeError:
+            return None
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,178 @@
+"""The daemon built and driven in-process, with an injected clock and paths in tmp_path: a reload, a
+commitment decision and a schedule transition, each observed on the live ``Daemon`` and in its journal.
+
+The proxy, PAC server, journal and scheduler are the real ones on loopback (ports chosen by the OS);
+only the trusted clock is a hand-moved stand-in, so hours of cooling-off pass in a test."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from zerocontact.daemon.app import Daemon, Options
+from zerocontact.daemon.clock import ClockStatus
+from zerocontact.daemon.paths import Paths
+from zerocontact.daemon.status import Status
+from zerocontact.rules import Request, load
+
+T0 = dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC)
+SAM = Request("GET", "https://www.instagram.com/sam.example/")
+ANN = Request("GET", "https://www.instagram.com/ann.example/")
+
+
+class HandClock:
+    """Trusted time that moves only when the test says so."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.t = now
+        self.saved = 0
+
+    def now(self) -> dt.datetime:
+        return self.t
+
+    def check(self) -> ClockStatus:
+        return self.status()
+
+    def status(self) -> ClockStatus:
+        return ClockStatus(trusted=True, skew_seconds=0.0, detail="moved by the test")
+
+    def observe_date(self, date: dt.datetime) -> None:
+        pass
+
+    def save(self) -> None:
+        self.saved += 1
+
+
+def rules_text(people: dict[str, str]) -> str:
+    """``people``: name → extra lines of that person's entry (e.g. an until)."""
+    out = '[lock]\ncooling_off = "2h"\n'
+    for name, extra in people.items():
+        out += (
+            f'[[person]]\nname = "{name}"\naccounts = {{ instagram = "{name.lower()}.example" }}\n{extra}\n'
+        )
+    return out
+
+
+def make(tmp_path: Path, text: str, clock: HandClock, *, state: str = "state", port: int = 0) -> Daemon:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(text)
+    opts = Options(
+        paths=Paths(config_dir=tmp_path / "config", state_dir=tmp_path / state),
+        rules_path=rules_file,
+        port=port,
+        pac_port=0,
+        timezone="UTC",
+        rules_bytes=text.encode(),
+        watch_processes=False,
+    )
+    return Daemon(opts, load(text, str(rules_file)), clock=clock)
+
+
+def blocked(d: Daemon, req: Request) -> bool:
+    enf = d.enforcement
+    return enf.matcher.judge(req, enf.active).block
+
+
+def events(state: Path) -> list[tuple[str, str]]:
+    con = sqlite3.connect(state / "journal.sqlite3")
+    try:
+        return [(k, v) for k, v in con.execute("SELECT kind, detail FROM events ORDER BY id")]
+    finally:
+        con.close()
+
+
+def test_reload_commitment_and_transition_in_process(tmp_path: Path) -> None:
+    clock = HandClock(T0)
+    until = (T0 + dt.timedelta(hours=5)).isoformat()
+    d = make(tmp_path, rules_text({"Sam": ""}), clock)
+
+    async def scenario() -> None:
+        await d.start()
+        try:
+            assert blocked(d, SAM) and not blocked(d, ANN)
+
+            # a reload that tightens (a new person, blocked until T0+5h) applies at once
+            d.apply_rules_text(rules_text({"Sam": "", "Ann": f"until = {until}"}).encode())
+            await d.settled()
+            assert d.last_reload.ok and blocked(d, ANN)
+
+            # a reload that loosens (Sam removed) is a commitment decision: pending for the cooling-off
+            d.apply_rules_text(rules_text({"Ann": f"until = {until}"}).encode())
+            await d.settled()
+            assert blocked(d, SAM), "a loosening must wait out the cooling-off"
+            st = Status.read(d.paths.status)
+            assert st is not None and [p.change for p in st.pending] != []
+            applies = dt.datetime.fromisoformat(st.pending[0].applies_at)
+            assert applies == T0 + dt.timedelta(hours=2)
+
+            clock.t = applies + dt.timedelta(seconds=1)
+            await d.reconcile()
+            assert not blocked(d, SAM) and blocked(d, ANN)
+            assert Status.read(d.paths.status).pending == []  # type: ignore[union-attr]
+
+            # a schedule transition: Ann's block lifts at her until
+            assert d.enforcement.state.next_change == dt.datetime.fromisoformat(until)
+            clock.t = dt.datetime.fromisoformat(until) + dt.timedelta(seconds=1)
+            await d.reconcile()
+            assert not blocked(d, ANN) and d.enforcement.active == frozenset()
+        finally:
+            await d.stop()
+
+    asyncio.run(scenario())
+    kinds = events(tmp_path / "state")
+    assert ("block started", "Ann") in kinds
+    assert ("block lifted", "Sam") in kinds and ("block lifted", "Ann") in kinds
+    assert kinds[0][0] == "started" and kinds[-1][0] == "stopped"
+    assert clock.saved > 0
+    assert not (tmp_path / "state" / "daemon.json").exists()  # the runtime record goes with the daemon
+
+
+def test_a_bad_reload_keeps_the_last_good_rules_in_process(tmp_path: Path) -> None:
+    clock = HandClock(T0)
+    d = make(tmp_path, rules_text({"Sam": ""}), clock)
+
+    async def scenario() -> None:
+        await d.start()
+        try:
+            d.apply_rules_text(b'[[person]]\nname = "Sam"\naccounts = { instgram = "x" }\n')
+            await d.settled()
+            assert not d.last_reload.ok and "instgram" in d.last_reload.detail
+            assert blocked(d, SAM)
+            st = Status.read(d.paths.status)
+            assert st is not None and not st.last_reload.ok
+        finally:
+            await d.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_start_stops_what_started(tmp_path: Path) -> None:
+    clock = HandClock(T0)
+    first = make(tmp_path, rules_text({"Sam": ""}), clock)
+
+    async def scenario() -> str:
+        await first.start()
+        try:
+            # a second daemon on its own state dir but the first one's port: the lock, journal and
+            # blocker start, then the proxy cannot listen; everything that started must stop again
+            busy = make(tmp_path, rules_text({"Sam": ""}), clock, state="other", port=first.proxy_addr[1])
+            try:
+                await busy.start()
+            except Exception as e:
+                message = str(e)
+            else:
+                await busy.stop()
+                return "started on a busy port"
+            again = make(tmp_path, rules_text({"Sam": ""}), clock, state="other")
+            await again.start()  # the lock was released and the journal closed
+            await again.stop()
+            return message
+        finally:
+            await first.stop()
+
+    message = asyncio.run(scenario())
+    assert message.startswith("cannot listen on 127.0.0.1:")
+    assert ("stopped", "") in events(tmp_path / "other")
+    assert not (tmp_path / "other" / "daemon.json").exists()
