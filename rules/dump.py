@@ -13,7 +13,8 @@ from .schema import App, Person, Ruleset, Schedule
 
 
 def _s(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # JSON strings are valid TOML basic strings
+    # JSON escapes every control character TOML forbids in a basic string except DEL (U+007F)
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _list(values: object) -> str:
@@ -21,14 +22,22 @@ def _list(values: object) -> str:
 
 
 def _dur(d: dt.timedelta) -> str:
-    secs = d.total_seconds()
-    return _s(f"{int(secs)}s" if secs == int(secs) else f"{secs}s")
+    """Exact seconds as a decimal (never ``1e-05s``): the loader reads it back to the microsecond."""
+    us = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+    whole, frac = divmod(us, 1_000_000)
+    return _s(f"{whole}.{frac:06d}".rstrip("0").rstrip(".") + "s")
+
+
+def _instant(t: dt.datetime) -> str:
+    """An aware instant as TOML: in UTC, because TOML offsets are whole minutes and a historical
+    zone's may not be (Amsterdam's LMT was +00:19:32); the instant, which is what counts, is kept."""
+    return t.astimezone(dt.UTC).isoformat()
 
 
 def _schedule(s: Schedule) -> list[str]:
     out = [f"timezone = {_s(s.timezone)}"]
     if s.until is not None:
-        out.append(f"until = {s.until.isoformat()}")
+        out.append(f"until = {_instant(s.until)}")
     if s.duration is not None:
         out.append(f"for = {_dur(s.duration)}")
     if s.windows:

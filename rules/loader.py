@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import fractions
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -50,15 +51,16 @@ def toml_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
 def parse_duration(text: str) -> dt.timedelta:
     """``"90d"``, ``"24h"``, ``"1d12h"``, ``"30m"`` → timedelta; ValueError with a hint otherwise."""
     s = text.strip().replace(" ", "")
-    pos, total = 0, 0.0
+    pos, total = 0, fractions.Fraction(0)
     for m in _DURATION.finditer(s):
         if m.start() != pos:
             break
-        total += float(m.group(1)) * _UNITS[m.group(2).lower()]
+        # exact decimal arithmetic: "0.00001s" is 10 microseconds, never a float's neighbour
+        total += fractions.Fraction(m.group(1)) * _UNITS[m.group(2).lower()]
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f'{text!r} is not a duration; write e.g. "90d", "24h", "1d12h" or "30m"')
-    return dt.timedelta(seconds=total)
+    return dt.timedelta(microseconds=round(total * 1_000_000))
 
 
 def parse_window(text: str) -> Window:
