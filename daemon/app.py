@@ -209,6 +209,7 @@ class Daemon:
             await asyncio.to_thread(self.journal.close)
 
         await life.enter("journal", start_journal, stop_journal)
+        self._note_unclean_stop()
         self.clock = self._injected_clock or TrustedClock(self.paths.clock, on_tamper=self._on_tamper)
         clock = self.clock
         await life.enter("clock", _nothing, lambda: asyncio.to_thread(clock.save))
@@ -312,6 +313,18 @@ class Daemon:
         assert self.runtime is not None
         await asyncio.to_thread(self.runtime.write, self.paths.runtime)
         self.journal.event("started", json.dumps(dataclasses.asdict(self.runtime)))
+
+    def _note_unclean_stop(self) -> None:
+        """A runtime record left behind means the last daemon on this state dir did not stop (it was
+        killed, or the machine lost power): journal it, and as a bypass if it was blocking someone."""
+        previous = Runtime.read(self.paths.runtime)
+        if previous is None:
+            return
+        last = Status.read(self.paths.status)
+        who = ", ".join(sorted(p.name for p in last.people if p.active)) if last else ""
+        self.journal.event("unclean stop", f"pid {previous.pid}, started {previous.started}")
+        if who:
+            self._record_bypass(f"the service was killed or lost power while blocking {who}")
 
     async def _note_stop(self) -> None:
         """Stopping the service during a block is noted (unless ``install --refresh`` restarts it)."""

@@ -1,7 +1,9 @@
 """A clock that a changed system clock cannot fool.
 
 Trusted time advances with CLOCK_BOOTTIME (counts suspend; no one can set it) from an anchor that is
-persisted with the boot id. It never goes back. It moves to the wall clock only when two sources
+persisted with the boot id. It never goes back. A preload such as libfaketime fakes CLOCK_BOOTTIME
+too, but not the kernel's own ``/proc/uptime`` read as a file: when the two disagree, the file is
+the boot clock and the disagreement is reported as tampering. It moves to the wall clock only when two sources
 agree: an HTTPS ``Date`` header from a platform and the system clock. The rule for a clock moved
 back: trusted time simply keeps counting real elapsed time, so blocks end when they truly should.
 """
@@ -32,6 +34,19 @@ def boottime() -> float:
     return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 
 
+def kernel_uptime() -> float | None:
+    """Seconds since boot as the kernel writes them in /proc/uptime (suspend included, like
+    CLOCK_BOOTTIME); None where there is no such file."""
+    try:
+        with open("/proc/uptime", "rb") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+FAKED_BOOT_CLOCK = dt.timedelta(seconds=30)  # /proc/uptime has 10 ms resolution; this is no drift
+
+
 def wall() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -51,6 +66,7 @@ class TrustedClock:
         wall_clock: Callable[[], dt.datetime] = wall,
         boot_clock: Callable[[], float] = boottime,
         boot: Callable[[], str] = boot_id,
+        uptime: Callable[[], float | None] = kernel_uptime,
         on_tamper: Callable[[str], None] | None = None,
     ) -> None:
         self.state_file = state_file
@@ -59,6 +75,9 @@ class TrustedClock:
         self.confirmed = True
         self.detail = "system clock agrees"
         self._tampered = False
+        faked = self._faked_boot_clock(boot_clock, uptime)
+        if faked:
+            self._boot = lambda: uptime() or 0.0
         saved = self._read()
         now_wall = self._wall()
         b = self._boot()
@@ -77,6 +96,28 @@ class TrustedClock:
                     "restarted after a reboot: waiting for an HTTPS Date header to confirm the clock"
                 )
         self.check()
+        if faked:
+            self.confirmed = False
+            self.detail = faked
+            log.warning("clock: %s", faked)
+            if self.on_tamper:
+                self.on_tamper(faked)
+
+    @staticmethod
+    def _faked_boot_clock(boot_clock: Callable[[], float], uptime: Callable[[], float | None]) -> str | None:
+        """Why the process's boot clock cannot be believed, or None when the kernel's agrees with it."""
+        kernel = uptime()
+        if kernel is None:
+            return None
+        ours = boot_clock()
+        off = dt.timedelta(seconds=ours - kernel)
+        if abs(off) <= FAKED_BOOT_CLOCK:
+            return None
+        return (
+            f"this process's clocks are faked (its boot clock is {abs(off)} "
+            f"{'ahead of' if off > dt.timedelta(0) else 'behind'} the kernel's uptime): "
+            "blocks follow the kernel's uptime"
+        )
 
     def _read(self) -> tuple[dt.datetime, str, float] | None:
         if self.state_file is None:

@@ -27,6 +27,7 @@ def clock(f: Fake, state: Path | None, tampers: list[str] | None = None) -> Trus
         wall_clock=lambda: f.wall,
         boot_clock=lambda: f.boot,
         boot=lambda: f.boot_id,
+        uptime=lambda: f.boot,  # the kernel agrees with the process's boot clock
         on_tamper=(tampers.append if tampers is not None else None),
     )
 
@@ -83,3 +84,26 @@ def test_trusted_time_never_goes_back(tmp_path: Path) -> None:
     before = c.now()
     c.observe_date(T0 - dt.timedelta(days=1))
     assert c.now() >= before
+
+
+def test_a_faked_boot_clock_is_caught_by_the_kernels_uptime(tmp_path: Path) -> None:
+    """libfaketime fakes CLOCK_BOOTTIME with the wall clock; /proc/uptime, read as a file, is real."""
+    f, tampers = Fake(), []
+    state = tmp_path / "clock.json"
+    clock(f, state).save()  # a real run anchors trusted time at T0, boot clock 1000 s
+    f.advance(60)
+    years = 57 * 365 * 86400.0
+    faked = TrustedClock(
+        state,
+        wall_clock=lambda: f.wall + dt.timedelta(seconds=years),
+        boot_clock=lambda: f.boot + years,
+        boot=lambda: f.boot_id,
+        uptime=lambda: f.boot,
+        on_tamper=tampers.append,
+    )
+    assert faked.now() == T0 + dt.timedelta(seconds=60)  # not 57 years on
+    st = faked.status()
+    assert not st.trusted and "faked" in st.detail
+    assert len(tampers) >= 1 and any("faked" in t for t in tampers)
+    f.advance(30)
+    assert faked.now() == T0 + dt.timedelta(seconds=90)  # keeps counting the kernel's real time

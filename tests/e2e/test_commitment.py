@@ -145,6 +145,34 @@ def test_block_lifts_exactly_at_until_and_stopping_during_a_block_is_noted(
     assert rows == [("bypass", "the service was stopped while blocking Sam")]
 
 
+def test_libfaketime_faking_every_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
+    """libfaketime also fakes CLOCK_BOOTTIME and CLOCK_MONOTONIC (its default): the daemon's boot
+    clock would say 57 years passed. The kernel's /proc/uptime, read as a file, is not faked."""
+    need_tool("faketime")
+    import glob
+
+    (lib,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(microsecond=0).isoformat()
+    text = rules(extra=f"until = {until}\n")
+    d = start(tmp_path, origin, text)
+    d.stop()
+    d2 = start_daemon(
+        tmp_path,
+        rules=text,
+        name="d",
+        env={"LD_PRELOAD": lib, "FAKETIME": "+20870d"},
+        extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"),
+    )
+    try:
+        assert code(d2, SAM) == "403"
+        st = status_of(d2)
+        assert st["clock"]["trusted"] is False  # type: ignore[index]
+        assert "faked" in st["clock"]["detail"]  # type: ignore[index]
+        assert st["people"][0]["active"] is True  # type: ignore[index]
+    finally:
+        d2.stop()
+
+
 def test_a_year_jump_of_the_system_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
     need_tool("faketime")  # the package that ships libfaketime
     import glob
@@ -172,3 +200,30 @@ def test_a_year_jump_of_the_system_clock_does_not_lift_the_block(tmp_path: Path,
         assert st["people"][0]["active"] is True  # type: ignore[index]
     finally:
         d2.stop()
+
+
+def test_sigkill_during_a_block_is_journalled_at_the_next_start(tmp_path: Path, origin: Origin) -> None:
+    import signal
+
+    d = start(tmp_path, origin, rules())
+    assert code(d, SAM) == "403"
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(5)
+    d2 = start(tmp_path, origin, rules(), name="d")
+    d2.stop()
+    con = sqlite3.connect(d2.state / "journal.sqlite3")
+    try:
+        bypass = con.execute("SELECT detail FROM attempts WHERE channel = 'bypass'").fetchall()
+        events = [k for (k,) in con.execute("SELECT kind FROM events")]
+    finally:
+        con.close()
+    assert ("the service was killed or lost power while blocking Sam",) in bypass
+    assert events.count("unclean stop") == 1
+    # a clean stop and start leaves no such trace
+    d3 = start(tmp_path, origin, rules(), name="d")
+    d3.stop()
+    con = sqlite3.connect(d3.state / "journal.sqlite3")
+    try:
+        assert [k for (k,) in con.execute("SELECT kind FROM events")].count("unclean stop") == 1
+    finally:
+        con.close()

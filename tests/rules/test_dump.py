@@ -13,7 +13,14 @@ from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.dump import dump
 from zerocontact.rules.schema import SURFACES
 
-ZONES = ["UTC", "Europe/Amsterdam", "Pacific/Auckland", "America/St_Johns", "Asia/Kathmandu", "Africa/Monrovia"]
+ZONES = [
+    "UTC",
+    "Europe/Amsterdam",
+    "Pacific/Auckland",
+    "America/St_Johns",
+    "Asia/Kathmandu",
+    "Africa/Monrovia",
+]
 
 
 def toml_str(s: str) -> str:
@@ -83,7 +90,9 @@ def rules_files(draw: st.DrawFn) -> str:
             "[[person]]",
             f"name = {toml_str(draw(text) + str(i))}",
             f'accounts = {{ instagram = "{draw(handle)}", x = ["{draw(handle)}"] }}',
-            "block = [" + ", ".join(f'"{s}"' for s in draw(st.sets(st.sampled_from(SURFACES), min_size=1))) + "]",
+            "block = ["
+            + ", ".join(f'"{s}"' for s in draw(st.sets(st.sampled_from(SURFACES), min_size=1)))
+            + "]",
             "search_terms = [" + ", ".join(toml_str(t) for t in draw(st.lists(text, max_size=2))) + "]",
             f"why = {toml_str(draw(text))}",
             *draw(schedules()),
