@@ -188,6 +188,18 @@ class RulesStep(Step):
         return [File(self.ctx.rules, self.data, 0o600, f"copied from {self.source}", keep=True)]
 
 
+def written_folders(steps: Sequence[Step]) -> list[PurePath]:
+    """The folders these steps write into: each file's folder and each folder they create."""
+    out = set()
+    for step in steps:
+        for op in step.ops():
+            if isinstance(op, File):
+                out.add(op.path.parent)
+            elif isinstance(op, Dir):
+                out.add(op.path)
+    return sorted(out, key=str)
+
+
 def build_steps(
     ctx: Context, material: CaMaterial | None = None, rules: tuple[bytes, str] | None = None
 ) -> list[Step]:
@@ -210,7 +222,7 @@ def build_steps(
     if public is not None:
         steps += [ChromiumPolicy(ctx, m), FirefoxPolicy(ctx, public.ca_file, public.pac_file)]
     if ctx.os == "linux":
-        steps.append(SystemdService(ctx))
+        steps.append(SystemdService(ctx, written_folders(steps)))
     elif ctx.os == "darwin":
         steps.append(LaunchdService(ctx))
     else:

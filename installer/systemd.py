@@ -112,19 +112,7 @@ def _lines(entries: Sequence[tuple[str, str]]) -> str:
 
 def system_unit(ctx: Context) -> str:
     """The system service: root with one capability, everything else taken away."""
-    binds = home_binds(ctx.service_paths)
-    if binds:
-        home = [
-            (
-                "ProtectHome=tmpfs",
-                "home directories are replaced by an empty tmpfs; only the Python installation that\n"
-                "runs zerocontact is mapped back in, read-only (it lives under a home directory);\n"
-                "costs 0.1 more than ProtectHome=yes, which would hide the interpreter itself",
-            ),
-            ("BindReadOnlyPaths=" + " ".join(shlex.quote(b) for b in binds), ""),
-        ]
-    else:
-        home = [("ProtectHome=yes", "no home directory is needed: rules are in /etc, state in /var/lib")]
+    home = _home_entries(ctx)
     entries: list[tuple[str, str]] = [
         *_service_basics(ctx),
         ("", ""),
@@ -251,18 +239,102 @@ def refresh_path_unit(ctx: Context) -> str:
     )
 
 
-def refresh_service_unit(ctx: Context) -> str:
-    """Runs ``install --refresh``, which does nothing unless the targeted platforms changed."""
+# Where `install --refresh` may write besides what the plan's own files and folders name: the trust
+# stores that update-ca-certificates (Debian) and update-ca-trust (Fedora) rebuild.
+TRUST_OUTPUTS = (
+    "/etc/ssl/certs",
+    "/etc/ca-certificates",
+    "/etc/pki/ca-trust",
+    "/usr/local/share/ca-certificates",
+)
+
+
+def _home_entries(ctx: Context) -> list[tuple[str, str]]:
+    """Hide home directories, mapping back only the Python installation that runs zerocontact."""
+    binds = home_binds(ctx.service_paths)
+    if not binds:
+        return [("ProtectHome=yes", "no home directory is needed: rules are in /etc, state in /var/lib")]
+    return [
+        (
+            "ProtectHome=tmpfs",
+            "home directories are replaced by an empty tmpfs; only the Python installation that\n"
+            "runs zerocontact is mapped back in, read-only (it lives under a home directory);\n"
+            "costs 0.1 more than ProtectHome=yes, which would hide the interpreter itself",
+        ),
+        ("BindReadOnlyPaths=" + " ".join(shlex.quote(b) for b in binds), ""),
+    ]
+
+
+def refresh_service_unit(ctx: Context, writes: Sequence[PurePath] = ()) -> str:
+    """Runs ``install --refresh``, which does nothing unless the targeted platforms changed.
+
+    ``writes``: the folders the installation's steps write (their files' folders and the folders
+    they create); in system mode those, the state directory and the trust stores are the only
+    writable places, and the refresh gets no network and no capability."""
     argv = [*ctx.exe, "install", "--refresh", "--state-dir", str(ctx.state_dir)]
-    return (
+    head = (
         "# zerocontact: re-applies the recorded installation when the targeted platforms change.\n"
-        "# Not sandboxed: it writes trust stores and browser policies, exactly what install does.\n"
         "[Unit]\n"
         "Description=zerocontact: renew the CA, PAC and browser policies for the rules' platforms\n"
         "\n[Service]\n"
         "Type=oneshot\n"
         f"ExecStart={exec_line(argv)}\n"
     )
+    if ctx.mode != "system":
+        user: list[tuple[str, str]] = [
+            ("", "--- hardening that works in a user manager (see zerocontact.service) ---"),
+            ("NoNewPrivileges=yes", "no setuid or file capabilities can give it more"),
+            *SECCOMP,
+            ("RestrictAddressFamilies=AF_UNIX", "no network: it talks only to systemd and D-Bus"),
+        ]
+        return head + _lines(user) + "\n"
+    wanted = {str(ctx.state_dir), str(ctx.config_dir), *TRUST_OUTPUTS, *(str(w) for w in writes)}
+    rw = sorted(p for p in wanted if not any(p.startswith(q.rstrip("/") + "/") for q in wanted))
+    entries: list[tuple[str, str]] = [
+        (
+            "",
+            "--- hardening: `systemd-analyze security --offline=true` scores this unit 0.7 ---\n"
+            "It writes what install wrote (trust stores, browser policies, the CA, the PAC) as root;\n"
+            "everything else is read-only, and it gets no network and no capability.",
+        ),
+        (
+            "CapabilityBoundingSet=",
+            "root owns every file it writes, so it needs no capability to override permissions",
+        ),
+        ("NoNewPrivileges=yes", "no setuid or file capabilities can give it more"),
+        ("UMask=0022", "the trust stores and policies it writes are read by every user's browser"),
+        ("ProtectSystem=strict", "the whole file system is read-only for it, except:"),
+        (
+            "ReadWritePaths=" + " ".join("-" + shlex.quote(p) for p in rw),
+            "the folders the installation writes ('-': one that does not exist here is skipped)",
+        ),
+        *_home_entries(ctx),
+        ("PrivateTmp=yes", "no temporary files shared with anyone"),
+        ("PrivateDevices=yes", "no device access: it needs none"),
+        ("PrivateNetwork=yes", "no network at all: renewing the CA and rewriting files needs none"),
+        ("IPAddressDeny=any", ""),
+        ("PrivateMounts=yes", "mounts stay private to it"),
+        ("RemoveIPC=yes", "no System V IPC left behind"),
+        ("ProtectKernelTunables=yes", "tunes nothing"),
+        ("ProtectKernelModules=yes", "loads no module"),
+        ("ProtectKernelLogs=yes", "reads no kernel log"),
+        ("ProtectControlGroups=yes", "changes no cgroup"),
+        ("ProtectClock=yes", "cannot set the clock"),
+        ("ProtectHostname=yes", "cannot change the host name"),
+        ("ProtectProc=invisible", "sees no other process"),
+        ("ProcSubset=pid", "no kernel information from /proc beyond processes"),
+        *SECCOMP,
+        (
+            "RestrictAddressFamilies=AF_UNIX",
+            "only local sockets: `systemctl try-restart` talks to systemd over one",
+        ),
+        (
+            "",
+            "No PrivateUsers= (0.2) and no DynamicUser= (0.4): it must write root's trust stores\n"
+            "and restart the root service, as root.",
+        ),
+    ]
+    return head + _lines(entries) + "\n"
 
 
 def unit_dir(ctx: Context) -> PurePath:
@@ -300,8 +372,9 @@ class SystemdService(Step):
 
     name = "service"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, writes: Sequence[PurePath] = ()) -> None:
         super().__init__(ctx)
+        self.writes = writes  # what the other steps write: the refresh service may write only there
         self.title = (
             "systemd system service (starts at boot, restarts always)"
             if ctx.mode == "system"
@@ -323,7 +396,10 @@ class SystemdService(Step):
             File(d / SERVICE, text.encode(), 0o644, "the zerocontact daemon"),
             File(d / REFRESH_PATH, refresh_path_unit(self.ctx).encode(), 0o644, "watches the rules file"),
             File(
-                d / REFRESH_SERVICE, refresh_service_unit(self.ctx).encode(), 0o644, "runs install --refresh"
+                d / REFRESH_SERVICE,
+                refresh_service_unit(self.ctx, self.writes).encode(),
+                0o644,
+                "runs install --refresh",
             ),
             Command([*sc, "daemon-reload"], why="load the new units", live_only=True, only_if_changed=True),
             RestartIfChanged(sc, {"ca", "service"}),

@@ -54,6 +54,27 @@ def test_the_system_unit_verifies_and_stays_within_the_documented_exposure(
     assert level <= documented_exposure() <= 2.0, report
 
 
+def test_the_refresh_unit_is_hardened_and_may_write_only_what_install_writes(
+    staging: Path, rules_file: Path
+) -> None:
+    tool = need_tool("systemd-analyze")
+    zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), check=True)
+    unit = staging / "etc/systemd/system/zerocontact-refresh.service"
+    r = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    level, report = exposure(unit)
+    assert level <= 4.0, report
+    text = unit.read_text()
+    m = re.search(r"scores this unit (\d\.\d)", text)
+    assert m and float(m.group(1)) == level, "the unit's comment must give its measured exposure"
+    writable = re.search(r"^ReadWritePaths=(.*)$", text, re.M)
+    assert writable
+    paths = {p.lstrip("-") for p in writable.group(1).split()}
+    assert {"/var/lib/zerocontact", "/etc/zerocontact", "/etc/chromium/policies/managed"} <= paths
+    assert "/" not in paths and "/etc" not in paths and "/home" not in paths
+    assert "PrivateNetwork=yes" in text and "CapabilityBoundingSet=\n" in text
+
+
 def test_the_user_unit_verifies(staging: Path, rules_file: Path, tmp_path: Path) -> None:
     tool = need_tool("systemd-analyze")
     zc("install", "--user", "--rules", str(rules_file), "--root", str(staging), check=True)
