@@ -21,15 +21,13 @@ from typing import Any
 
 from .errors import JournalError
 from .files import open_readonly
-from .schema import FORGOTTEN_KEY, REVIEW_INDEX, iso, parse_stored
+from .schema import FORGOTTEN_KEY, REVIEW_INDEX, iso, iso_ms, parse_stored
 
 log = logging.getLogger("zerocontact.journal")
 
 _MAX_ROWID = 2**63 - 1
 LARGE = 20_000  # above this many attempts in a period, totals use the review index (when it exists)
 DAMAGED_HINT = "zerocontact log and zerocontact export still give the attempts that can be read"
-_HOUR_MS = 3_600_000
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 # -- attempts, from whatever can still be read ------------------------------------------------------
@@ -310,22 +308,6 @@ def _person_sql(who: tuple[str, ...]) -> str:
     return f" AND person IN ({', '.join('?' * len(who))})" if who else ""
 
 
-def _iso_bounds(bounds: Sequence[int]) -> list[str]:
-    """UTC ms to the journal's ISO form (``iso``), fast: one date string per day, arithmetic for the rest."""
-    out = []
-    days: dict[int, str] = {}
-    for ms in bounds:
-        day, rest = divmod(ms, 86_400_000)
-        d = days.get(day)
-        if d is None:
-            d = days[day] = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-        h, rest = divmod(rest, _HOUR_MS)
-        m, rest = divmod(rest, 60_000)
-        sec, milli = divmod(rest, 1000)
-        out.append(f"{d}T{h:02d}:{m:02d}:{sec:02d}.{milli:03d}Z")
-    return out
-
-
 _DIMENSIONS = ("person", "platform", "surface", "channel")
 
 
@@ -423,7 +405,7 @@ class JournalReader:
     def count_per_bucket(self, bounds: Sequence[int], who: tuple[str, ...]) -> Iterator[tuple[int, int]]:
         """(i, attempts in [bounds[i], bounds[i+1])) for consecutive UTC ms bounds: one index seek and
         count per bucket, no sorting (``stats`` asks for one bucket per local clock hour)."""
-        payload = json.dumps(_iso_bounds(bounds))
+        payload = json.dumps(iso_ms(bounds))
         count_buckets = (
             "WITH b AS (SELECT key AS i, value AS lo, lead(value) OVER (ORDER BY key) AS hi "
             "FROM json_each(?)) "

@@ -1,7 +1,9 @@
-"""Schema migrations: an older journal is upgraded in place, in one transaction, or left intact."""
+"""The schema: times stored in one format, and an older journal upgraded in place, in one transaction,
+or left intact."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
@@ -9,14 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.daemon.journals import FAST, V1_JOURNAL, Disk, attempt, keys, mode, query, records
 from tests.support import wait_for
 from zerocontact.daemon.journal import Journal
 from zerocontact.daemon.journal.reader import attempts
-from zerocontact.daemon.journal.schema import SCHEMA_VERSION
+from zerocontact.daemon.journal.schema import SCHEMA_VERSION, iso, iso_ms, parse_stored
 
 
+@given(st.lists(st.integers(0, 4_102_444_800_000), max_size=50))  # 1970 to 2100
+def test_the_fast_time_format_is_the_stored_one(instants: list[int]) -> None:
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    times = [epoch + dt.timedelta(milliseconds=ms) for ms in instants]
+    assert iso_ms(instants) == [iso(x) for x in times]
+    assert [parse_stored(text) for text in iso_ms(instants)] == times
+
+
+# -- migrations ----------------------------------------------------------------------------------
 def v1_copy(tmp_path: Path) -> Path:
     path = tmp_path / "state" / "journal.sqlite3"
     path.parent.mkdir(mode=0o700)
