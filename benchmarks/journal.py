@@ -25,9 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zerocontact.daemon import journal as journal_mod
-from zerocontact.daemon import review
 from zerocontact.daemon.journal import Attempt, Journal
+from zerocontact.daemon.journal import writer as journal_writer
+from zerocontact.daemon.journal.files import open_readonly
+from zerocontact.daemon.journal.reader import Filters, JournalReader
+from zerocontact.daemon.journal.schema import ensure_review_index
+from zerocontact.daemon.review.periods import zone
+from zerocontact.daemon.review.stats import Stats, compute_stats
 
 ZC = str(Path(sys.executable).with_name("zerocontact"))
 NOW = dt.datetime(2026, 12, 31, 23, 0, tzinfo=dt.UTC)
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"the journal did not open: {journal.error}")
     # Feed as a burst of page loads would, but never past the writer's memory bound (the oldest
     # waiting entries would be dropped): what is measured is the rate the writer commits.
-    high = journal_mod.MEMORY_BOUND // 2
+    high = journal_writer.MEMORY_BOUND // 2
     t = time.perf_counter()
     for i, a in enumerate(batch):
         if i % 1000 == 0:
@@ -110,32 +114,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if journal.dropped or journal.written != args.attempts:
         raise SystemExit(f"the writer lost attempts: {journal.written} written, {journal.dropped} dropped")
 
-    tz = review.zone(ZONE)
-    con = review.open_readonly(path)
+    tz = zone(ZONE)
+    j = JournalReader(open_readonly(path))
 
-    def stats() -> review.Stats:
-        return review.compute_stats(con, now=NOW, tz=tz)
+    def stats() -> Stats:
+        return compute_stats(j, now=NOW, tz=tz)
 
     def log(**filters: Any) -> Callable[[], list[dict[str, Any]]]:
-        f = review.Filters(**filters)
-        return lambda: list(review.select_attempts(con, f, 50))
+        f = Filters(**filters)
+        return lambda: list(j.select_attempts(f, 50))
 
     result: dict[str, Any] = {"attempts": args.attempts}
     result["ingest_seconds"] = round(ingest, 2)
     result["ingest_per_second"] = round(args.attempts / ingest)
     result["stats_seconds_without_index"] = best(stats, 2)
-    con.close()
+    j.con.close()
     t = time.perf_counter()
-    review.ensure_review_index(path)
+    ensure_review_index(path)
     result["index_seconds"] = round(time.perf_counter() - t, 2)
-    con = review.open_readonly(path)
+    j = JournalReader(open_readonly(path))
     s = stats()
     assert s.total == args.attempts, (s.total, args.attempts)
     result["stats_seconds"] = best(stats)
     result["log_limit_50_seconds"] = best(log())
     result["log_limit_50_filtered_seconds"] = best(log(person=("Alex",), surface=("stories",)))
     result["log_limit_50_no_match_seconds"] = best(log(person=("Nobody",)))
-    con.close()
+    j.con.close()
     env = {**os.environ, "TZ": ZONE}
 
     def cli(*argv: str) -> Callable[[], object]:

@@ -543,7 +543,7 @@ class Daemon:
         if keep is None:
             return
         from .journal import JournalError
-        from .review import forget
+        from .journal.forget import forget
 
         try:
             n = await asyncio.to_thread(forget, self.paths.journal, self.clock.now() - keep)

@@ -1,4 +1,5 @@
-"""`python -m benchmarks` still runs end to end (tiny sizes); no timing is asserted, only the keys."""
+"""`python -m benchmarks` and the journal benchmark still run end to end (tiny sizes); no timing is
+asserted, only the keys."""
 
 from __future__ import annotations
 
@@ -51,3 +52,12 @@ def test_benchmarks_quick_run_reports_every_figure() -> None:
     assert {"proxy_allowed", "proxy_blocked", "non_target", "reload", "matcher", "watcher", "journal"} <= set(
         out["inputs"]
     )
+
+
+def test_benchmark_runs_on_a_small_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import journal as bench
+
+    result = bench.main(["--attempts", "300", "--keep", str(tmp_path)])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == result and result["attempts"] == 300
+    assert {"ingest_per_second", "stats_seconds", "log_limit_50_seconds"} <= set(result)

@@ -1,7 +1,8 @@
 """Review commands: log, stats, report, export, forget (all read the journal; forget deletes).
 
-They open the journal on their own connection, so they work while the daemon writes and when it is
-stopped. The figures come from ``review``; this module only turns them into words and files.
+They read the journal through ``journal.reader`` (its own read-only connection, so they work while
+the daemon writes and when it is stopped; ``forget`` deletes through ``journal.forget``). The
+figures come from ``review``; this module only turns them into words and files.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from typing import Any, TextIO
 import click
 
 from .. import paths as pathmod
-from .. import review
+from ..journal.forget import count_before, forget
+from ..journal.reader import Filters, read_attempts, reading
+from ..journal.schema import parse_stored
+from ..review import export, periods, report, words
+from ..review.periods import ReviewError
+from ..review.stats import Stats, compute_stats
 from .common import UserError, state_dir_option, user_errors, warn
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -40,8 +46,8 @@ def _zone(name: str | None) -> zoneinfo.ZoneInfo:
     from .common import local_timezone
 
     try:
-        return review.zone(name or local_timezone())
-    except review.ReviewError:
+        return periods.zone(name or local_timezone())
+    except ReviewError:
         if name:
             raise
         return zoneinfo.ZoneInfo("UTC")  # the system names a zone Python does not know
@@ -86,7 +92,7 @@ def _private_file(path: Path) -> Iterator[TextIO]:
 
 
 # -- text for the terminal -------------------------------------------------------------------------
-def _sparkline_rows(s: review.Stats) -> list[str]:
+def _sparkline_rows(s: Stats) -> list[str]:
     """Attempts per day, 4 weeks a line, weeks from Monday; '·' is a day with none."""
     peak = max((c for _, c in s.per_day), default=0) or 1
     counts = dict(s.per_day)
@@ -111,7 +117,7 @@ def _sparkline_rows(s: review.Stats) -> list[str]:
     return rows
 
 
-def _heat_rows(s: review.Stats) -> list[str]:
+def _heat_rows(s: Stats) -> list[str]:
     peak = max((c for row in s.hour_weekday for c in row), default=0) or 1
     head = "       " + "".join(f"{h:02d}    " for h in range(0, 24, 3)).rstrip()
     rows = [head]
@@ -125,22 +131,22 @@ def _totals(counts: dict[str, int]) -> str:
     return " · ".join(f"{_clean(k)} {v:,}" for k, v in counts.items()) or "-"
 
 
-def stats_text(s: review.Stats, tz: zoneinfo.ZoneInfo, today: dt.date) -> str:
+def stats_text(s: Stats, tz: zoneinfo.ZoneInfo, today: dt.date) -> str:
     """The terminal page for ``stats``: sentences first, then the per-day sparkline, totals and map."""
     first_day, last_day = s.per_day[0][0], s.per_day[-1][0]
     until = "today" if last_day == today else f"{last_day:%a %-d %b %Y}"
     lines = [
-        f"{first_day:%a %-d %b %Y} – {until}: {review.plural(len(s.per_day), 'day')} ({s.timezone}), "
-        f"{review.PERIOD_BASIS.get(s.basis, s.basis)}.",
+        f"{first_day:%a %-d %b %Y} – {until}: {words.plural(len(s.per_day), 'day')} ({s.timezone}), "
+        f"{words.PERIOD_BASIS.get(s.basis, s.basis)}.",
         "",
-        f"  {review.week_sentence(s)}",
-        f"  {review.streak_sentence(s, today)}",
+        f"  {words.week_sentence(s)}",
+        f"  {words.streak_sentence(s, today)}",
     ]
     if s.total:
-        days_with = review.plural(len(s.per_day) - s.zero_days, "day")
+        days_with = words.plural(len(s.per_day) - s.zero_days, "day")
         lines.append(
-            f"  {review.plural(s.total, 'attempt')} in all, on {days_with}; "
-            f"{review.plural(s.zero_days, 'day')} with none."
+            f"  {words.plural(s.total, 'attempt')} in all, on {days_with}; "
+            f"{words.plural(s.zero_days, 'day')} with none."
         )
         assert s.first and s.last
         lines.append(f"  First: {_local(s.first, tz)} · most recent: {_local(s.last, tz)}")
@@ -166,11 +172,11 @@ def _log_lines(rows: Iterator[dict[str, Any]], tz: zoneinfo.ZoneInfo) -> Iterato
     for i, r in enumerate(rows):
         if i == 0:
             yield f"{'When':<16}  {'Person':<12} {'Platform':<10} {'Surface':<9} {'Channel':<7} What"
-        when = review.parse_stored(r["time"]).astimezone(tz)
+        when = parse_stored(r["time"]).astimezone(tz)
         extra = f"  ({r['requests']} requests)" if (r["requests"] or 1) > 1 else ""
         yield (
             f"{when:%Y-%m-%d %H:%M}  {_clean(r['person'], 12):<12} {_clean(r['platform'], 10):<10} "
-            f"{_clean(r['surface'], 9):<9} {_clean(r['channel'], 7):<7} {_clean(review.what(r))}{extra}"
+            f"{_clean(r['surface'], 9):<9} {_clean(r['channel'], 7):<7} {_clean(export.what(r))}{extra}"
         )
         if r["note"]:
             yield f"{'':16}  note: “{_clean(r['note'])}”"
@@ -183,9 +189,9 @@ def resolve(journal: Path, names: tuple[str, ...]) -> tuple[str, ...]:
     """--person values as the journal spells them; a name it lacks is said, not an error."""
     if not names:
         return ()
-    with review.reading(journal) as con:
-        found, missing = review.resolve_people(con, names)
-        known = review.people(con)
+    with reading(journal) as j:
+        found, missing = j.resolve_people(names)
+        known = j.people()
     for name in missing:
         warn(f"no attempts name {name!r}" + (f"; the journal names {', '.join(known)}" if known else ""))
     return found
@@ -198,21 +204,21 @@ def figures(
     s: dt.datetime | None,
     u: dt.datetime | None,
     person: tuple[str, ...],
-) -> review.Stats:
+) -> Stats:
     who = resolve(journal, person)
     if person and not who:
-        raise review.ReviewError("none of the people asked for is in the journal")
-    with review.reading(journal) as con:
-        return review.compute_stats(con, now=now, tz=tz, since=s, until=u, who=who)
+        raise ReviewError("none of the people asked for is in the journal")
+    with reading(journal) as j:
+        return compute_stats(j, now=now, tz=tz, since=s, until=u, who=who)
 
 
 def period(
     since: str | None, until: str | None, tz: zoneinfo.ZoneInfo, now: dt.datetime
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
-    s = review.parse_when(since, tz, now, what="--since") if since else None
-    u = review.parse_when(until, tz, now, end=True, what="--until") if until else None
+    s = periods.parse_when(since, tz, now, what="--since") if since else None
+    u = periods.parse_when(until, tz, now, end=True, what="--until") if until else None
     if s and u and u <= s:
-        raise review.ReviewError("the period is empty: --until is not after --since")
+        raise ReviewError("the period is empty: --until is not after --since")
     return s, u
 
 
@@ -267,13 +273,13 @@ def log_cmd(
         tz = _zone(tz_name)
         s, u = period(since, until, tz, dt.datetime.now(dt.UTC))
         who = resolve(p.journal, person)
-        f = review.Filters(s, u, who, platform, surface, channel)
-        rows = review.read_attempts(p.journal, f, limit, on_damage=warn) if who or not person else iter(())
+        f = Filters(s, u, who, platform, surface, channel)
+        rows = read_attempts(p.journal, f, limit, on_damage=warn) if who or not person else iter(())
         n = 0
         with _pipe_safe():
             if as_json:
                 for r in rows:
-                    click.echo(json.dumps(review.log_record(r), ensure_ascii=False))
+                    click.echo(json.dumps(export.log_record(r), ensure_ascii=False))
             else:
                 for line in _log_lines(rows, tz):
                     click.echo(line)
@@ -311,7 +317,7 @@ def stats_cmd(
         if as_json:
             click.echo(json.dumps(st.as_json(), ensure_ascii=False, indent=2))
         else:
-            click.echo(stats_text(st, tz, review.local_date(now, tz)))
+            click.echo(stats_text(st, tz, periods.local_date(now, tz)))
 
 
 @click.command("report")
@@ -343,10 +349,10 @@ def report_cmd(
         tz = _zone(tz_name)
         s, u = period(since, until, tz, now)
         st = figures(p.journal, now, tz, s, u, person)
-        with review.reading(p.journal) as con:
-            kept, n_notes = review.notes(con, st.start, st.end, st.who)
-    html = review.render_report(st, kept, n_notes, generated=now, tz=tz)
-    target = out if out is not None else Path(f"report-{review.local_date(now, tz):%Y-%m-%d}.html")
+        with reading(p.journal) as j:
+            kept, n_notes = j.notes(st.start, st.end, st.who, limit=report.NOTES_LIMIT)
+    html = report.render_report(st, kept, n_notes, generated=now, tz=tz)
+    target = out if out is not None else Path(f"report-{periods.local_date(now, tz):%Y-%m-%d}.html")
     with _private_file(target) as f:
         f.write(html)
     target = target.expanduser().resolve()
@@ -385,21 +391,21 @@ def export_cmd(fmt: str | None, out: Path | None, state_dir: Path | None) -> Non
     now = dt.datetime.now(dt.UTC)
 
     def write(f: TextIO) -> int:
-        rows = review.read_attempts(p.journal, review.Filters(), newest_first=False, on_damage=warn)
+        rows = read_attempts(p.journal, Filters(), newest_first=False, on_damage=warn)
         if fmt == "csv":
-            return review.export_csv(rows, cols, f)
-        return review.export_json(rows, cols, f, now=now)
+            return export.export_csv(rows, cols, f)
+        return export.export_json(rows, cols, f, now=now)
 
     with user_errors():
-        with review.reading(p.journal) as con:  # a missing or unreadable journal: before any output
-            cols = review.columns(con)
+        with reading(p.journal) as j:  # a missing or unreadable journal: before any output
+            cols = j.columns()
         if out is None:
             with _pipe_safe():
                 write(sys.stdout)
         else:
             with _private_file(out) as f:
                 n = write(f)
-            click.echo(f"wrote {review.plural(n, 'attempt')} to {out.expanduser().resolve()}", err=True)
+            click.echo(f"wrote {words.plural(n, 'attempt')} to {out.expanduser().resolve()}", err=True)
 
 
 @click.command("forget")
@@ -416,15 +422,15 @@ def forget_cmd(before_text: str, yes: bool, tz_name: str | None, state_dir: Path
     p = pathmod.resolve(state_dir)
     with user_errors():
         tz = _zone(tz_name)
-        before = review.parse_when(before_text, tz, dt.datetime.now(dt.UTC), what="--before")
-        n, oldest = review.count_before(p.journal, before)
+        before = periods.parse_when(before_text, tz, dt.datetime.now(dt.UTC), what="--before")
+        n, oldest = count_before(p.journal, before)
         if n == 0:
             click.echo(f"Nothing to forget: no attempts before {_local(before, tz)}.")
             return
         assert oldest is not None
         what = (
-            f"{review.plural(n, 'attempt')} from before {_local(before, tz)} (the oldest from "
-            f"{_local(review.parse_stored(oldest), tz)}), with their notes"
+            f"{words.plural(n, 'attempt')} from before {_local(before, tz)} (the oldest from "
+            f"{_local(parse_stored(oldest), tz)}), with their notes"
         )
         if not yes:
             if not sys.stdin.isatty():
@@ -432,5 +438,5 @@ def forget_cmd(before_text: str, yes: bool, tz_name: str | None, state_dir: Path
             if not click.confirm(f"Delete {what}? This cannot be undone", default=False):
                 click.echo("Nothing was deleted.")
                 sys.exit(1)
-        done = review.forget(p.journal, before)
-    click.echo(f"Forgot {review.plural(done, 'attempt')} from before {_local(before, tz)}.")
+        done = forget(p.journal, before)
+    click.echo(f"Forgot {words.plural(done, 'attempt')} from before {_local(before, tz)}.")

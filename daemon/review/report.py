@@ -1,0 +1,177 @@
+"""The HTML report: one self-contained page (inline SVG and CSS, no scripts, nothing fetched).
+
+Turns ``Stats`` and the notes the journal hands over into the ``templates/report.html`` page:
+the chart geometry is computed here, the markup lives in the template.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from ..journal.schema import parse_stored
+from .periods import local_date
+from .stats import NONE_KEY, Stats
+from .words import (
+    CHANNEL_TITLES,
+    PERIOD_BASIS,
+    SURFACE_TITLES,
+    platform_title,
+    plural,
+    streak_sentence,
+    week_sentence,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+NOTES_LIMIT = 500  # the report shows at most this many notes (the newest); export has them all
+
+
+def _template_env() -> jinja2.Environment:
+    import jinja2  # only the report needs it: every other command starts faster
+
+    root = resources.files("zerocontact.daemon").joinpath("templates")
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: root.joinpath(name).read_text(encoding="utf-8")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _day_chart(s: Stats) -> dict[str, Any]:
+    """Geometry for the per-day bar chart (an SVG viewBox 720 wide)."""
+    width, height, top = 720.0, 150.0, 8.0
+    n = len(s.per_day)
+    slot = width / n
+    gap = min(slot * 0.2, 3.0) if slot > 2 else 0.0
+    peak = max((c for _, c in s.per_day), default=0) or 1
+    bars: list[dict[str, Any]] = []
+    quiet: list[dict[str, Any]] = []
+    for i, (d, c) in enumerate(s.per_day):
+        x = i * slot
+        label = f"{d:%a %-d %b %Y}: {plural(c, 'attempt') if c else 'no attempts'}"
+        if c:
+            h = max((height - top) * c / peak, 2.0)
+            bars.append(
+                {"x": x + gap / 2, "y": height - h, "w": max(slot - gap, 0.6), "h": h, "label": label}
+            )
+        else:
+            quiet.append({"cx": x + slot / 2, "r": min(max(slot * 0.22, 1.0), 3.5), "label": label})
+    # date labels: the first day, then the first of each month (or each year for long periods)
+    labels: list[dict[str, Any]] = []
+    step_months = 1 if n <= 200 else 3 if n <= 600 else 12
+    for i, (d, _) in enumerate(s.per_day):
+        if i == 0 or (d.day == 1 and (d.month - 1) % step_months == 0):
+            x = i * slot
+            if labels and x - labels[-1]["x"] < 70:
+                if i == 0:
+                    continue
+                labels.pop()
+            fmt = "%-d %b" if n <= 200 else "%b %Y"
+            labels.append({"x": x, "text": d.strftime(fmt), "end": x > width - 60})
+    return {"width": width, "height": height, "bars": bars, "quiet": quiet, "labels": labels, "peak": peak}
+
+
+def _heat_chart(s: Stats) -> dict[str, Any]:
+    """Geometry for the hour × weekday map (7 rows of 24 cells)."""
+    peak = max((c for row in s.hour_weekday for c in row), default=0) or 1
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    long_days = ["Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"]
+    cells = []
+    for w, row in enumerate(s.hour_weekday):
+        for h, c in enumerate(row):
+            cells.append(
+                {
+                    "x": 44 + h * 27,
+                    "y": 4 + w * 27,
+                    "level": round(0.12 + 0.88 * c / peak, 3) if c else 0,
+                    "label": f"{long_days[w]} {h:02d}:00–{h:02d}:59: {plural(c, 'attempt') if c else 'none'}",
+                }
+            )
+    return {"cells": cells, "days": days, "hours": list(range(0, 24, 3))}
+
+
+def _bars(counts: dict[str, int], title: Any) -> list[dict[str, Any]]:
+    peak = max(counts.values(), default=0) or 1
+    total = sum(counts.values()) or 1
+    return [
+        {
+            "label": title(k) if k != NONE_KEY else "Not recorded",
+            "count": c,
+            "w": max(260.0 * c / peak, 2.0),
+            "pct": round(100 * c / total),
+        }
+        for k, c in counts.items()
+    ]
+
+
+def _best_hours(s: Stats) -> str | None:
+    """'evenings (18:00–23:59)' and such: the part of the day that holds the most attempts."""
+    if not s.total:
+        return None
+    parts = [
+        ("nights (00:00–05:59)", range(0, 6)),
+        ("mornings (06:00–11:59)", range(6, 12)),
+        ("afternoons (12:00–17:59)", range(12, 18)),
+        ("evenings (18:00–23:59)", range(18, 24)),
+    ]
+    sums = [(sum(row[h] for row in s.hour_weekday for h in hours), name) for name, hours in parts]
+    n, name = max(sums)
+    return f"Most attempts came in the {name}: {round(100 * n / s.total)}% of them."
+
+
+def render_report(
+    s: Stats, notes_: list[dict[str, Any]], notes_total: int, *, generated: dt.datetime, tz: zoneinfo.ZoneInfo
+) -> str:
+    """The self-contained HTML report: inline SVG, inline CSS, no scripts, nothing fetched."""
+    from ..blockpage import describe
+
+    def local(t: dt.datetime) -> str:
+        return f"{t.astimezone(tz):%a %-d %b %Y, %H:%M}"
+
+    first_day, last_day = s.per_day[0][0], s.per_day[-1][0]
+    today = local_date(generated, tz)
+    return str(
+        _template_env()
+        .get_template("report.html")
+        .render(
+            s=s,
+            period_text=(
+                f"{first_day:%-d %B %Y} – "
+                + ("today" if last_day == today else f"{last_day:%-d %B %Y}")
+                + f" · {plural(len(s.per_day), 'day')} · {s.timezone}"
+            ),
+            basis=PERIOD_BASIS.get(s.basis, ""),
+            generated=local(generated),
+            week_sentence=week_sentence(s),
+            streak_sentence=streak_sentence(s, today),
+            hours_sentence=_best_hours(s),
+            days_with=len(s.per_day) - s.zero_days,
+            first=local(s.first) if s.first else None,
+            last=local(s.last) if s.last else None,
+            day_chart=_day_chart(s),
+            heat=_heat_chart(s),
+            groups=[
+                ("What you tried to see", _bars(s.per_surface, lambda k: SURFACE_TITLES.get(k, k.title()))),
+                ("Where", _bars(s.per_platform, platform_title)),
+                ("Whom", _bars(s.per_person, str)),
+                ("How", _bars(s.per_channel, lambda k: CHANNEL_TITLES.get(k, k))),
+            ],
+            notes=[
+                {
+                    "when": local(parse_stored(n["time"])),
+                    "iso": n["time"],
+                    "what": describe(n["platform"], n["surface"]) if n["platform"] else "",
+                    "text": n["note"],
+                }
+                for n in notes_
+            ],
+            notes_total=notes_total,
+            plural=plural,
+        )
+    )

@@ -1,0 +1,283 @@
+"""The journal's writer never loses an entry it said it kept, and holds nothing up when it cannot write.
+
+Every test works on real SQLite files in tmp_path; crashes and concurrency use real processes
+(``fixtures/journal_writer.py``); a full disk is SQLite's own SQLITE_FULL (``max_page_count``) and,
+where the sandbox allows ``mount``, a real full tmpfs; a read-only state directory is a read-only
+bind mount as root (root ignores permissions) or a 0500 directory otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon.journals import (
+    FAST,
+    T0,
+    Disk,
+    Writer,
+    attempt,
+    existing_journal,
+    keys,
+    mode,
+    query,
+    records,
+)
+from tests.support import wait_for
+from zerocontact.daemon.journal import Journal, learned_ids
+from zerocontact.daemon.journal import writer as journal_writer
+
+
+# -- real processes ------------------------------------------------------------------------------
+def test_sigkill_in_a_burst_keeps_every_reported_attempt_and_the_next_journal_appends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state" / "journal.sqlite3"
+    w = Writer(path, 10_000, "k")
+    wait_for(lambda: "ready" in w.lines, 30, "the writer to open its journal")
+    w.go()
+    wait_for(lambda: w.reported() >= 1000, 60, "a first thousand attempts to be reported committed")
+    w.proc.send_signal(signal.SIGKILL)
+    w.finish()
+    assert w.proc.returncode == -signal.SIGKILL
+    assert not any(line.startswith("flushed") for line in w.lines), "killed after the burst, not in it"
+    reported = w.reported()  # every report it printed before dying
+    assert 1000 <= reported < 10_000
+
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+    stored = keys(path)
+    # ids are handed out in order by the one writer: #1..#N are the first N attempts recorded
+    assert stored[:reported] == [f"k{i:06d}" for i in range(reported)]
+    assert stored == [f"k{i:06d}" for i in range(len(stored))]  # nothing after a gap, no duplicates
+
+    j = Journal(path)
+    j.start()
+    j.record(attempt(0, key="after-the-crash"))
+    assert j.flush()
+    j.close()
+    assert j.error is None
+    assert query(path, "SELECT id FROM attempts WHERE key = 'after-the-crash'") == [(len(stored) + 1,)]
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    # a fresh directory: both also race to create the file and its schema
+    path = tmp_path / "state" / "journal.sqlite3"
+    writers = [Writer(path, 5000, "a", chunk=100), Writer(path, 5000, "b", chunk=100)]
+    for w in writers:
+        wait_for(lambda w=w: "ready" in w.lines, 30, "both writers to open the journal")  # type: ignore[misc]
+    for w in writers:
+        w.go()
+    for w in writers:
+        w.finish()
+        assert w.proc.returncode == 0, w.stderr()
+        assert "closed None" in w.lines, w.lines
+    started, flushed = (
+        [float(line.split()[-1]) for w in writers for line in w.lines if line.startswith(word)]
+        for word in ("started ", "flushed True ")
+    )
+    assert len(flushed) == 2
+    # both were writing at the same time (each began before the other had all committed), so one
+    # had to wait for the other's write lock
+    assert started[0] < flushed[1] and started[1] < flushed[0]
+    stored = keys(path)
+    assert len(stored) == 10_000
+    assert set(stored) == {f"{p}{i:06d}" for p in "ab" for i in range(5000)}
+    for p in "ab":  # each process's attempts in its own order
+        assert [k for k in stored if k[0] == p] == [f"{p}{i:06d}" for i in range(5000)]
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+def test_a_full_disk_keeps_attempts_in_memory_and_writes_them_when_it_has_room(
+    tmp_path: Path, journal_log: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state" / "journal.sqlite3"
+    existing_journal(path)
+    disk = Disk()
+    j = Journal(path, on_connect=disk.on_connect, retry_seconds=FAST)
+    j.start()
+    for i in range(3000):
+        key = j.record(attempt(i))
+        j.bump(key, T0 + dt.timedelta(seconds=i, milliseconds=500))
+    j.note("t000007", "I wanted to see if they were happy")
+    j.learned("instagram", "6812345", "Sam")
+    wait_for(lambda: j.error, 10, "the journal to report the full disk")
+    assert j.error is not None
+    assert str(path) in j.error and "full" in j.error
+    # enforcement goes on: recording still returns at once and nothing is lost, while the writer
+    # retries on its own timer (no new entries needed)
+    for i in range(3000, 3100):
+        j.record(attempt(i))
+    failures = j.failures
+    wait_for(lambda: j.failures >= failures + 3, 10, "the writer to retry on its timer")
+    assert j.error is not None and j.buffered > 0
+    assert len(records(journal_log, logging.ERROR)) == 1, "said once, not per attempt or retry"
+    assert str(path) in records(journal_log, logging.ERROR)[0]
+
+    disk.full = False  # room again: nothing new is recorded, the retry timer alone must write it
+    wait_for(lambda: j.error is None, 10, "the journal to write again")
+    assert j.flush()
+    j.close()
+    assert keys(path) == ["old000000", *(f"t{i:06d}" for i in range(3100))]
+    assert query(path, "SELECT requests FROM attempts WHERE key = 't000001'") == [(2,)]
+    assert query(path, "SELECT note FROM attempts WHERE key = 't000007'") == [
+        ("I wanted to see if they were happy",)
+    ]
+    assert learned_ids(path) == [("instagram", "6812345", "Sam")]
+    assert len(records(journal_log, logging.ERROR)) == 1
+    assert any("writing to" in m and "again" in m for m in records(journal_log, logging.WARNING))
+
+
+def test_memory_is_bounded_while_the_disk_is_full(
+    tmp_path: Path, journal_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journal_writer, "MEMORY_BOUND", 50)
+    path = tmp_path / "state" / "journal.sqlite3"
+    existing_journal(path)
+    disk = Disk()
+    j = Journal(path, on_connect=disk.on_connect, retry_seconds=FAST)
+    j.start()
+    j.record(attempt(0, detail="x" * 5000))  # needs new pages: cannot be written
+    wait_for(lambda: j.error, 10, "the journal to report the full disk")
+    for i in range(1, 80):
+        j.record(attempt(i))
+    assert j.buffered == 50 and j.dropped == 30
+    wait_for(lambda: j.error and "30 entries dropped" in j.error, 10, "the error to count the dropped")
+    disk.full = False
+    wait_for(lambda: j.error is None, 10, "the journal to write again")
+    j.close()
+    assert keys(path) == ["old000000", *(f"t{i:06d}" for i in range(30, 80))]  # the oldest were dropped
+    errors = records(journal_log, logging.ERROR)
+    assert len(errors) == 2 and "dropped" in errors[1], errors
+
+
+def test_the_requests_of_one_page_load_fold_into_one_waiting_entry(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)  # not started: everything waits in memory
+    key = j.record(attempt(0))
+    for ms in range(49):
+        j.bump(key, T0 + dt.timedelta(milliseconds=ms))
+    j.note(key, "just once more")
+    assert j.buffered == 3
+    j.start()
+    assert j.flush()
+    j.close()
+    assert query(path, "SELECT requests, last_time, note FROM attempts") == [
+        (50, "2026-03-01T21:00:00.048Z", "just once more")
+    ]
+
+
+@contextlib.contextmanager
+def mounted(*args: str) -> Iterator[Callable[..., None]]:
+    """``mount ARGS`` (skipped where the sandbox forbids it); yields ``again(OPTIONS…)`` to remount
+    the same target; unmounts at the end, whatever happens.
+    """
+    target = args[-1]
+    r = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mount is not permitted here: {r.stderr.strip()}")
+
+    def again(*options: str) -> None:
+        subprocess.run(["mount", *options, target], check=True, capture_output=True)
+
+    try:
+        yield again
+    finally:
+        subprocess.run(["umount", target], capture_output=True)
+
+
+def test_a_really_full_filesystem_is_survived_too(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    state = tmp_path / "tiny"
+    state.mkdir(mode=0o700)
+    with mounted("-t", "tmpfs", "-o", "size=160k,mode=0700", "tmpfs", str(state)) as remount:
+        path = state / "journal.sqlite3"
+        j = Journal(path, retry_seconds=FAST)
+        j.start()
+        for i in range(3000):
+            j.record(attempt(i, detail="x" * 200))
+        wait_for(lambda: j.error, 20, "ENOSPC to be reported")
+        assert j.error is not None and str(path) in j.error and "full" in j.error
+        remount("-o", "remount,size=16m")
+        wait_for(lambda: j.error is None, 20, "the journal to write again")
+        assert j.flush()
+        j.close()
+        assert keys(path) == [f"t{i:06d}" for i in range(3000)]
+        assert query(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+# -- a read-only state directory ----------------------------------------------------------------
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[Callable[[], None]]:
+    """Make a directory read-only for real; yield the function that makes it writable again.
+
+    Root ignores permissions, so as root this is a read-only bind mount of the directory on itself
+    (skipped where the sandbox forbids mount); otherwise a 0500 directory.
+    """
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o500)
+        try:
+            yield lambda: os.chmod(directory, 0o700)
+        finally:
+            os.chmod(directory, 0o700)
+        return
+    with mounted("--bind", str(directory), str(directory)) as again:
+        again("-o", "remount,bind,ro")
+        yield lambda: again("-o", "remount,bind,rw")
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-journal", "existing-journal"])
+def test_a_read_only_state_directory_blocks_nothing_and_is_written_when_writable(
+    tmp_path: Path, journal_log: pytest.LogCaptureFixture, existing: bool
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    path = state / "journal.sqlite3"
+    if existing:
+        existing_journal(path, 3)
+    with read_only(state) as writable:
+        j = Journal(path, retry_seconds=FAST)
+        j.start()
+        for i in range(200):
+            j.record(attempt(i))
+        wait_for(lambda: j.error, 10, "the read-only directory to be reported")
+        assert j.error is not None and str(path) in j.error
+        assert re.search(r"read-only file system|permission denied", j.error), j.error
+        wait_for(lambda: j.failures >= 3, 10, "the writer to retry on its timer")
+        assert j.buffered == 200
+        writable()
+        wait_for(lambda: j.error is None, 10, "the journal to write again")
+        assert j.flush()
+        j.close()
+    old = [f"old{i:06d}" for i in range(3)] if existing else []
+    assert keys(path) == [*old, *(f"t{i:06d}" for i in range(200))]
+    assert mode(path) == 0o600
+    assert len(records(journal_log, logging.ERROR)) == 1
+
+
+# -- bad entries ---------------------------------------------------------------------------------
+def test_a_bad_entry_is_skipped_and_holds_nothing_up(
+    tmp_path: Path, journal_log: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.record(attempt(0))
+    j.record(attempt(1, channel=None))  # NOT NULL: a bug somewhere, never a reason to lose the rest
+    j.record(attempt(2))
+    j.start()
+    assert j.flush()
+    j.close()
+    assert keys(path) == ["t000000", "t000002"]
+    assert j.error is None
+    assert len(records(journal_log, logging.ERROR)) == 1
