@@ -31,6 +31,7 @@ from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
 from . import ca, sdnotify
+from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
 from .commitment import Commitment
@@ -175,6 +176,7 @@ class Daemon:
         self.rules_file_watcher: RulesFileWatcher | None = None
         self.process_watcher: ProcessWatcher | None = None
         self.runtime: Runtime | None = None
+        self.today: DayCount | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
@@ -218,12 +220,16 @@ class Daemon:
         ca_cert = ca.ensure(
             self.paths.ca_dir, f"zerocontact local CA ({socket.gethostname()})", enf.matcher.target_hosts()
         )
-        tz = zoneinfo.ZoneInfo(enf.rules.settings.timezone or "UTC")
-        midnight = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        # today's attempts on every channel, in the zone `stats` uses, so the block page agrees
+        zone = self._review_zone
+        midnight = dt.datetime.now(zoneinfo.ZoneInfo(zone())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        self.today = DayCount(zone, clock.now, count_since(self.paths.journal, midnight))
         blocker = self.blocker = Blocker(
             enforcement=enf,
             journal=self.journal,
-            today_count=count_since(self.paths.journal, midnight),
+            today=self.today,
             clock=clock.now,
             on_date=clock.observe_date,
         )
@@ -373,13 +379,20 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
 
     # -- journal hand-offs ------------------------------------------------------------------------
+    def _review_zone(self) -> str:
+        """The zone days are counted in: the rules' own, else this machine's (as `stats` does)."""
+        rules = self.blocker.enforcement.rules if self.blocker else self.requested
+        return rules.settings.timezone or self.opts.timezone
+
     def _record(self, attempt: Attempt) -> None:
         """An attempt from the process watcher (already on the loop): into the journal's queue."""
         self.journal.record(attempt)
+        if self.today is not None:
+            self.today.add()
 
     def _record_bypass(self, detail: str) -> None:
         """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
-        self.journal.record(
+        self._record(
             Attempt(
                 time=dt.datetime.now(dt.UTC),
                 person=None,

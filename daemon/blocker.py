@@ -27,19 +27,13 @@ from zerocontact.rules.policy import entry_key
 from zerocontact.rules.request import resolve
 from zerocontact.rules.response import json_objects
 
+from .attempts import DayCount, Looks, is_navigation
 from .blockpage import HEADERS_API, HEADERS_HTML, NOTE_PATH, Pages, describe, refusal
 from .clientproc import process_for
 from .enforcement import Enforcement
 from .journal import Attempt, Journal
 
 log = logging.getLogger("zerocontact.proxy")
-BURST_SECONDS = 30.0  # requests for the same person and platform this close together are one attempt
-
-
-@dataclass
-class _Today:
-    day: dt.date | None = None
-    count: int = 0
 
 
 @dataclass
@@ -49,19 +43,19 @@ class Blocker:
     enforcement: Enforcement
     journal: Journal | None = None
     proxy_port: int = 0
-    today_count: int = 0
+    today: DayCount | None = None  # shared with the daemon's other channels; None: counted here alone
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     on_date: Callable[[dt.datetime], None] | None = None  # a platform's HTTPS Date header, for the clock
     pages: Pages = field(default_factory=Pages)
-    _recent: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
-    _today: _Today = field(default_factory=_Today)
+    _looks: Looks = field(default_factory=Looks)
     _lookups: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="zerocontact-lookup")
     )
     blocked: int = 0
 
     def __post_init__(self) -> None:
-        self._today = _Today(self._local_day(), self.today_count)
+        if self.today is None:
+            self.today = DayCount(lambda: self.enforcement.rules.settings.timezone or "UTC", self.clock)
 
     # -- hooks ------------------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
@@ -169,29 +163,19 @@ class Blocker:
         body = r.get_content(strict=False) or b"" if r.method not in ("GET", "HEAD") else b""
         return Request(r.method, r.pretty_url, headers, body)
 
-    def _local_day(self) -> dt.date:
-        tz = self.enforcement.rules.settings.timezone or "UTC"
-        return self.clock().astimezone(zoneinfo.ZoneInfo(tz)).date()
-
-    def _count_attempt(self) -> int:
-        day = self._local_day()
-        if self._today.day != day:
-            self._today = _Today(day, 0)
-        self._today.count += 1
-        return self._today.count
-
     def _attempt(self, flow: http.HTTPFlow, v: Verdict) -> tuple[str, int]:
-        """Record (or fold into the current burst) one attempt; return its key and today's count."""
+        """Record one look, or fold this request into the look it belongs to; return the attempt's
+        key and today's count (``attempts``: one per look, never one per request)."""
+        assert self.today is not None
         now = time.monotonic()
-        burst = (v.person or "", v.platform or "")
-        last = self._recent.get(burst)
-        if last and now - last[1] < BURST_SECONDS:
-            self._recent[burst] = (last[0], now)
+        person, platform = v.person or "", v.platform or ""
+        headers = {k.lower(): val for k, val in flow.request.headers.items()}
+        look = self._looks.current(person, platform, is_navigation(headers, v.kind), now)
+        if look is not None:
+            new_surface = self._looks.fold(look, v.surface, now)
             if self.journal:
-                self.journal.bump(last[0], self.clock())
-            return last[0], self._today.count
-        if len(self._recent) > 1000:
-            self._recent.clear()
+                self.journal.bump(look.key, self.clock(), v.surface if new_surface else None)
+            return look.key, self.today.count
         attempt = Attempt(
             time=self.clock(),
             person=v.person,
@@ -204,8 +188,8 @@ class Blocker:
             rule=v.pattern or v.reason[:200],
             detail=v.reason[:500],
         )
-        self._recent[burst] = (attempt.key, now)
-        count = self._count_attempt()
+        self._looks.open(person, platform, attempt.key, v.surface, now)
+        count = self.today.add()
         if self.journal:
             self._log_with_process(flow, attempt)
         return attempt.key, count

@@ -176,7 +176,8 @@ def _log_lines(rows: Iterator[dict[str, Any]], tz: zoneinfo.ZoneInfo) -> Iterato
         extra = f"  ({r['requests']} requests)" if (r["requests"] or 1) > 1 else ""
         yield (
             f"{when:%Y-%m-%d %H:%M}  {_clean(r['person'], 12):<12} {_clean(r['platform'], 10):<10} "
-            f"{_clean(r['surface'], 9):<9} {_clean(r['channel'], 7):<7} {_clean(export.what(r))}{extra}"
+            f"{_clean('+'.join(export.surfaces(r)) or None, 9):<9} {_clean(r['channel'], 7):<7} "
+            f"{_clean(export.what(r))}{extra}"
         )
         if r["note"]:
             yield f"{'':16}  note: “{_clean(r['note'])}”"

@@ -19,7 +19,7 @@ from .errors import BadJournalFile
 
 log = logging.getLogger("zerocontact.journal")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each index is defined once: a new journal gets it from SCHEMA, an older one from the MIGRATIONS
 # step that added it. A different index needs a new name and a new step.
@@ -31,6 +31,11 @@ REVIEW_INDEX = "attempts_review"
 REVIEW_INDEX_SQL = (
     f"CREATE INDEX IF NOT EXISTS {REVIEW_INDEX} ON attempts (person, platform, surface, channel, time)"
 )
+
+# The commitment's own state (the rules in force, pending loosenings, when each block started),
+# kept here as well as in the state directory's files: the journal is the durable, integrity-checked
+# store, so a deleted or edited state file is restored from it at start (and noticed).
+STATE_TABLE_SQL = "CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL, time TEXT NOT NULL)"
 
 # The current schema, for a new journal. A change here needs a step in MIGRATIONS.
 SCHEMA = (
@@ -51,7 +56,8 @@ SCHEMA = (
     process TEXT,
     detail TEXT,
     note TEXT,
-    requests INTEGER NOT NULL DEFAULT 1
+    requests INTEGER NOT NULL DEFAULT 1, -- the requests of this one look (page load, view)
+    surfaces TEXT NOT NULL DEFAULT ''  -- every surface the look revealed, comma-separated, sorted
 )""",
     "CREATE INDEX attempts_time ON attempts (time)",
     PERSON_TIME_INDEX_SQL,
@@ -62,6 +68,7 @@ SCHEMA = (
 )""",
     """CREATE TABLE events (id INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL,
                      detail TEXT NOT NULL DEFAULT '')""",
+    STATE_TABLE_SQL,
 )
 # MIGRATIONS[v] turns a version-v journal into version v+1; all steps run in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -71,6 +78,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2 → 3: `stats` totals per person, platform, surface and channel come from this index alone,
     # so a year of attempts is summed in a fraction of a second.
     2: (REVIEW_INDEX_SQL,),
+    # 3 → 4: one attempt is one look; the surfaces it revealed are kept together (a page load that
+    # shows stories and the profile is one attempt with both), and the commitment state is kept too.
+    3: (
+        "ALTER TABLE attempts ADD COLUMN surfaces TEXT NOT NULL DEFAULT ''",
+        "UPDATE attempts SET surfaces = COALESCE(surface, '')",
+        STATE_TABLE_SQL,
+    ),
 }
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()

@@ -60,6 +60,7 @@ _COLUMNS = (
     "process",
     "detail",
     "note",
+    "surfaces",
 )
 # A key already stored (a batch retried after a commit that did go through) is skipped; anything
 # else wrong with a row (a NOT NULL column left empty) is an error, never silently ignored.
@@ -179,8 +180,8 @@ class Journal:
         self._put(["attempt", a])
         return a.key
 
-    def bump(self, key: str, t: dt.datetime) -> None:
-        """Fold one more request (of the same page load or burst) into an attempt."""
+    def bump(self, key: str, t: dt.datetime, surface: str | None = None) -> None:
+        """Fold one more request (of the same look) into an attempt; ``surface``: one it revealed."""
         when = iso(t)
         with self._cv:
             buf = self._buf
@@ -189,8 +190,10 @@ class Journal:
                 if last[0] == "bump" and last[1][0] == key:
                     last[1][1] += 1
                     last[1][2] = when
+                    if surface:
+                        last[1][3].add(surface)
                     return
-        self._put(["bump", [key, 1, when]])
+        self._put(["bump", [key, 1, when, {surface} if surface else set()]])
 
     def set_process(self, key: str, process: str) -> None:
         self._put(["process", (process[:200], key)])
@@ -427,12 +430,14 @@ class Journal:
                     (
                         *(v.key, t, t, v.person, v.platform, v.surface, v.channel),
                         *(v.method, v.host, v.path, v.rule, v.process, v.detail, v.note),
+                        v.surface or "",
                     )
                 )
             elif kind == "bump":
-                b = bumps.setdefault(v[0], [0, v[2]])
+                b = bumps.setdefault(v[0], [0, v[2], set()])
                 b[0] += v[1]
                 b[1] = max(b[1], v[2])
+                b[2] |= v[3]
             elif kind == "process":
                 process.append(v)
             elif kind == "note":
@@ -453,8 +458,17 @@ class Journal:
                 con.executemany(
                     "UPDATE attempts SET requests = requests + ?, last_time = max(last_time, ?) "
                     "WHERE key = ?",
-                    [(n, t, key) for key, (n, t) in bumps.items()],
+                    [(n, t, key) for key, (n, t, _) in bumps.items()],
                 )
+                widened = [(key, sorted(s)) for key, (_, _, s) in bumps.items() if s]
+                for key, more in widened:  # rare: a look that revealed a second surface
+                    row = con.execute("SELECT surfaces FROM attempts WHERE key = ?", (key,)).fetchone()
+                    if row is not None:
+                        known = {x for x in str(row[0]).split(",") if x}
+                        con.execute(
+                            "UPDATE attempts SET surfaces = ? WHERE key = ?",
+                            (",".join(sorted(known | set(more))), key),
+                        )
             if process:
                 con.executemany("UPDATE attempts SET process = ? WHERE key = ?", process)
             if notes:

@@ -20,6 +20,13 @@ def what(row: dict[str, Any]) -> str:
     return f"{row['method'] or ''} {row['host'] or ''}{row['path'] or ''}".strip() or (row["detail"] or "")
 
 
+def surfaces(row: dict[str, Any]) -> list[str]:
+    """Every surface one attempt revealed, the first request's first (older journals: that one)."""
+    first = row["surface"]
+    more = sorted(x for x in str(row.get("surfaces") or "").split(",") if x and x != first)
+    return ([first] if first else []) + more
+
+
 def log_record(row: dict[str, Any]) -> dict[str, Any]:
     """The stable ``log --json`` object for one attempt (keys documented in the README)."""
     return {
@@ -27,6 +34,7 @@ def log_record(row: dict[str, Any]) -> dict[str, Any]:
         "person": row["person"],
         "platform": row["platform"],
         "surface": row["surface"],
+        "surfaces": surfaces(row),
         "channel": row["channel"],
         "detail": what(row),
         "note": row["note"],

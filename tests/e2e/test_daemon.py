@@ -131,8 +131,13 @@ def test_attempts_are_journalled_once_per_burst_with_note(daemon: Daemon) -> Non
         assert b"403" in s.recv(200)
         wait_for(lambda: journal_rows(daemon), 10, "the attempt to be written")
         wait_for(lambda: journal_rows(daemon)[0]["process"], 10, "the client process to be found")
-    # four more requests of the same "look" (a page load, a burst) are folded into that one attempt
-    curl(daemon, *["https://www.instagram.com/sam.example/"] * 4)
+    # four sub-requests of the same look (they name the page as their referrer) fold into it
+    curl(
+        daemon,
+        "-H",
+        "Referer: https://www.instagram.com/sam.example/",
+        *["https://www.instagram.com/sam.example/"] * 4,
+    )
     wait_for(lambda: journal_rows(daemon)[0]["requests"] == 5, 10, "the burst to be folded in")
     assert len(journal_rows(daemon)) == 1
     row = journal_rows(daemon)[0]

@@ -45,6 +45,7 @@ def test_log_command_table_and_json(sample: Path) -> None:
         "person",
         "platform",
         "surface",
+        "surfaces",
         "channel",
         "detail",
         "note",

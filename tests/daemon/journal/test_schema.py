@@ -63,10 +63,12 @@ def test_a_version_1_journal_is_upgraded_in_place(
     j.close()
     assert j.error is None
 
-    assert SCHEMA_VERSION == 3
-    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert SCHEMA_VERSION == 4
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     after = all_rows(path)
-    assert after["attempts"][:4] == before["attempts"]
+    # every old column kept as it was; v4 adds `surfaces`, filled from each attempt's surface
+    assert [r[: len(before["attempts"][0])] for r in after["attempts"][:4]] == before["attempts"]
+    assert [r[-1] for r in after["attempts"][:4]] == [r[6] or "" for r in before["attempts"]]
     assert after["learned"] == before["learned"] and after["events"][:2] == before["events"]
     assert after["attempts"][4][:2] == (5, "after-the-upgrade")
     plan = query(
@@ -76,8 +78,8 @@ def test_a_version_1_journal_is_upgraded_in_place(
     assert query(path, "PRAGMA integrity_check") == [("ok",)]
     assert mode(path) == 0o600
     indexes = {r[0] for r in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"attempts_person_time", "attempts_review"} <= indexes  # 1 → 2 → 3, in one go
-    assert any("from schema 1 to 3" in m for m in records(journal_log, logging.WARNING))
+    assert {"attempts_person_time", "attempts_review"} <= indexes  # 1 → 2 → 3 → 4, in one go
+    assert any("from schema 1 to 4" in m for m in records(journal_log, logging.WARNING))
 
 
 def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: Path) -> None:
