@@ -49,8 +49,8 @@ import psutil
 from zerocontact.rules.apps import (
     AppRule,
     BypassContext,
+    ProcessVerdict,
     ProcInfo,
-    Verdict,
     active_rules,
     app_rules,
     describe,
@@ -611,7 +611,7 @@ class ProcessWatcher:
                 )
             )
 
-    def _stop_launch(self, info: ProcInfo, v: Verdict, fresh: bool) -> None:
+    def _stop_launch(self, info: ProcInfo, v: ProcessVerdict, fresh: bool) -> None:
         assert v.rule is not None
         try:
             proc = psutil.Process(info.pid)
