@@ -26,6 +26,7 @@ from typing import IO, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from zerocontact.rules import Matcher, RulesError, Ruleset, evaluate, load
+from zerocontact.rules.apps import compile_apps
 from zerocontact.rules.errors import UserFacingError
 
 from . import sdnotify
@@ -351,7 +352,7 @@ class Daemon:
             )
         if self.processes is not None:
             self.processes.update(
-                new.rules,
+                compile_apps(new.rules),
                 new.state.apps,
                 new.state.people,
                 new.matcher.target_hosts(),
