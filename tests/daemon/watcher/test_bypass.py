@@ -10,7 +10,7 @@ import pytest
 
 from tests.daemon.watcher.conftest import PERSON, Harness
 from tests.support import wait_for
-from zerocontact.daemon.watcher.bypass import proc_net_remotes
+from zerocontact.daemon.watcher.bypass import _hex_ip, proc_net_remotes
 from zerocontact.rules import load
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real /proc processes")
@@ -67,3 +67,15 @@ def test_proc_net_remotes_sees_a_connection() -> None:
     finally:
         client.close()
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "ip"),
+    [
+        ("0100007F", "127.0.0.1"),  # /proc/net/tcp: little-endian IPv4
+        ("0000000000000000FFFF00000100007F", "127.0.0.1"),  # tcp6: an IPv4-mapped address, as IPv4
+        ("00000000000000000000000001000000", "::1"),
+    ],
+)
+def test_proc_net_addresses_read_as_the_resolver_writes_them(raw: str, ip: str) -> None:
+    assert _hex_ip(raw) == ip

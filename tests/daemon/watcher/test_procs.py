@@ -3,17 +3,23 @@ keys that make a recycled PID a new process (procs.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.daemon.watcher.conftest import Harness, rules_for
 from tests.support import wait_for
+from zerocontact.daemon.watcher.procs import ProcessTable, inspect_process
 from zerocontact.rules import load
+from zerocontact.rules.apps import ProcInfo
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real /proc processes")
 
@@ -60,3 +66,103 @@ def test_a_recycled_pid_is_a_new_launch(h: Harness) -> None:
     wait_for(lambda: again.poll() is not None, what="the second whatsapp (same PID) to be terminated")
     attempts = wait_for(lambda: h.about(first.pid)[1:] and h.about(first.pid), what="a second attempt")
     assert len(attempts) == 2 and again.returncode == -signal.SIGTERM
+
+
+# --- the table, driven directly ------------------------------------------------------------------------
+class Table:
+    """A ``ProcessTable`` polled by hand, recording the PIDs it reports gone."""
+
+    def __init__(self) -> None:
+        self.gone: list[int] = []
+        self.stats = {"polls": 0, "listings": 0, "inspected": 0}
+        self.t = ProcessTable(self.stats, threading.Event(), self._gone)
+
+    def _gone(self, pid: int) -> None:
+        self.gone.append(pid)
+        self.t.forget(pid)
+
+    def poll(self, judging: bool = True) -> list[ProcInfo]:
+        return list(self.t.poll(judging, list, lambda pid: False))
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Path:
+    exe = tmp_path / "zc-sleeper"
+    shutil.copy("/bin/sleep", exe)
+    return exe
+
+
+def _start(*argv: str | Path, **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(a) for a in argv], **kw)  # type: ignore[call-overload]
+
+
+def test_inspect_process_describes_a_real_process(sleeper: Path) -> None:
+    p = _start(sleeper, "300")
+    try:
+        ctime, info = inspect_process(p.pid)
+        assert info is not None and ctime == psutil.Process(p.pid).create_time() == info.create_time
+        assert (info.name, info.exe, info.cmdline, info.ppid) == (
+            "zc-sleeper",
+            str(sleeper),
+            (str(sleeper), "300"),
+            os.getpid(),
+        )
+    finally:
+        p.kill()
+        p.wait()
+    assert inspect_process(p.pid) == (None, None)
+
+
+def test_a_new_process_is_reported_once_and_its_end_noticed(sleeper: Path) -> None:
+    table = Table()
+    table.poll()  # everything already running
+    p = _start(sleeper, "300")
+    try:
+        (info,) = wait_for(lambda: [i for i in table.poll() if i.pid == p.pid], what="the new process")
+        assert info.name == "zc-sleeper" and table.t.seen(p.pid) == info.create_time
+        for _ in range(3):
+            assert p.pid not in {i.pid for i in table.poll()}  # known: not reported again
+    finally:
+        p.kill()
+        p.wait()
+    wait_for(lambda: (table.poll(), p.pid in table.gone)[1], what="the table to notice it ended")
+    assert table.t.seen(p.pid) is None
+
+
+def test_while_nothing_is_judged_new_processes_are_only_noted(sleeper: Path) -> None:
+    table = Table()
+    table.poll(judging=False)
+    p = _start(sleeper, "300")
+    try:
+        wait_for(lambda: table.poll(judging=False) == [] and table.t.seen(p.pid), what="the PID to be noted")
+        assert table.t.seen(p.pid) == -1.0  # not inspected: the next sweep does that
+        inspected = table.stats["inspected"]
+        table.poll(judging=False)
+        assert table.stats["inspected"] == inspected
+        (info,) = [i for i in table.t.sweep(judging=True) or [] if i.pid == p.pid]
+        assert info.name == "zc-sleeper" and table.t.seen(p.pid) == info.create_time
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_the_rescan_finds_a_process_that_execd(sleeper: Path) -> None:
+    """However old: ``read`` holds the shell until the test writes a line, then it execs the sleeper."""
+    table = Table()
+    table.poll()
+    p = _start("bash", "-c", f"read -r line; exec {sleeper} 300", stdin=subprocess.PIPE)
+    try:
+        wait_for(lambda: [i for i in table.poll() if i.pid == p.pid], what="the shell")
+        assert [i for i in table.t.rescan() if i.pid == p.pid] == []  # unchanged: nothing to judge
+        assert p.stdin is not None
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        got = wait_for(
+            lambda: [i for i in table.t.rescan() if i.pid == p.pid], what="the rescan to see the exec"
+        )
+        assert got[0].name == "zc-sleeper" and got[0].exe == str(sleeper)
+    finally:
+        p.kill()
+        p.wait()
+        if p.stdin:
+            p.stdin.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import sys
 import uuid
@@ -16,7 +17,9 @@ import pytest
 
 from tests.daemon.watcher.conftest import Harness, Spy, rules_for
 from tests.support import wait_for
+from zerocontact.daemon.watcher.safety import Shield
 from zerocontact.rules import Ruleset
+from zerocontact.rules.apps import ProcInfo
 from zerocontact.rules.schema import App
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real /proc processes")
@@ -70,3 +73,41 @@ def test_other_users_processes_only_in_system_mode(tmp_path: Path, spy: Spy, sys
             assert p.poll() is None and spy.asked(p.pid) == [] and h.about(p.pid) == []
     finally:
         h.close()
+
+
+# --- the shield, asked directly --------------------------------------------------------------------------
+def test_the_shield_names_why_a_process_is_never_signalled() -> None:
+    me = psutil.Process()
+    parent = me.parent()
+    assert parent is not None
+    shield = Shield(system_mode=False)
+    own = ProcInfo(os.getpid(), "zc-neutral", uid=os.getuid(), create_time=me.create_time())
+    assert shield.reason(own) == "zerocontact itself"
+    dad = ProcInfo(parent.pid, "zc-neutral", uid=os.getuid(), create_time=parent.create_time())
+    ancestry = "zerocontact's parent, shell, terminal or session"
+    assert shield.reason(dad) != ancestry  # not until the thread has looked up its ancestors
+    shield.shield_ancestors()
+    assert shield.reason(dad) == ancestry
+    stranger = ProcInfo(999_999_999, "zc-neutral", uid=os.getuid() + 1, create_time=1.0)
+    assert shield.reason(stranger) == "another user's process (user mode)"
+    assert Shield(system_mode=True).reason(stranger) is None
+    assert shield.reason(ProcInfo(1, "zc-neutral")) == "PID 1 (init)"  # the rules' own list comes first
+
+
+def test_the_shield_ignores_itself_kernel_threads_and_other_users_in_user_mode() -> None:
+    user, system = Shield(system_mode=False), Shield(system_mode=True)
+    for info in (ProcInfo(os.getpid(), "x"), ProcInfo(2, "kthreadd"), ProcInfo(77, "kworker/0:1", ppid=2)):
+        assert user.ignores(info) and system.ignores(info)
+    other = ProcInfo(999_999_998, "whatsapp", uid=os.getuid() + 1)
+    assert user.ignores(other) and not system.ignores(other)
+    assert not user.ignores(ProcInfo(999_999_998, "whatsapp", uid=os.getuid()))
+
+
+def test_a_refused_match_is_logged_once_per_process(caplog: pytest.LogCaptureFixture) -> None:
+    shield = Shield(system_mode=False)
+    bash = ProcInfo(77, "bash", "/usr/bin/bash", create_time=5.0)
+    with caplog.at_level(logging.WARNING, logger="zerocontact.watcher"):
+        assert shield.refuses(bash, "reckless") and shield.refuses(bash, "reckless")
+        assert not shield.refuses(ProcInfo(999_999_998, "zc-neutral", uid=os.getuid()), "reckless")
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "rule 'reckless' matches bash (77), not stopped" in line and "protected process" in line
