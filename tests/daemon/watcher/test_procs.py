@@ -93,7 +93,18 @@ def sleeper(tmp_path: Path) -> Path:
 
 
 def _start(*argv: str | Path, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(a) for a in argv], **kw)  # type: ignore[call-overload]
+    """Start a process and wait until its exec is complete: right after exec the kernel shows the
+    new name before the new command line, and a table that saw both would report it twice."""
+    p: subprocess.Popen[bytes] = subprocess.Popen([str(a) for a in argv], **kw)  # type: ignore[call-overload]
+    wait_for(lambda: _cmdline(p.pid), what="the exec to complete")
+    return p
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return []
 
 
 def test_inspect_process_describes_a_real_process(sleeper: Path) -> None:

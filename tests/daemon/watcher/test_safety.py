@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -77,17 +78,20 @@ def test_other_users_processes_only_in_system_mode(tmp_path: Path, spy: Spy, sys
 
 # --- the shield, asked directly --------------------------------------------------------------------------
 def test_the_shield_names_why_a_process_is_never_signalled() -> None:
-    me = psutil.Process()
-    parent = me.parent()
-    assert parent is not None
+    me = ProcInfo(os.getpid(), "zc-neutral", uid=os.getuid(), create_time=psutil.Process().create_time())
     shield = Shield(system_mode=False)
-    own = ProcInfo(os.getpid(), "zc-neutral", uid=os.getuid(), create_time=me.create_time())
-    assert shield.reason(own) == "zerocontact itself"
-    dad = ProcInfo(parent.pid, "zc-neutral", uid=os.getuid(), create_time=parent.create_time())
-    ancestry = "zerocontact's parent, shell, terminal or session"
-    assert shield.reason(dad) != ancestry  # not until the thread has looked up its ancestors
-    shield.shield_ancestors()
-    assert shield.reason(dad) == ancestry
+    assert shield.reason(me) == "zerocontact itself"
+    # as if the watcher ran in a child of this test (whose own parent may be PID 1): we are its parent
+    child = subprocess.Popen(["sleep", "300"])
+    try:
+        shield.self_pid = child.pid
+        ancestry = "zerocontact's parent, shell, terminal or session"
+        assert shield.reason(me) != ancestry  # not until the thread has looked up its ancestors
+        shield.shield_ancestors()
+        assert shield.reason(me) == ancestry
+    finally:
+        child.kill()
+        child.wait()
     stranger = ProcInfo(999_999_999, "zc-neutral", uid=os.getuid() + 1, create_time=1.0)
     assert shield.reason(stranger) == "another user's process (user mode)"
     assert Shield(system_mode=True).reason(stranger) is None
