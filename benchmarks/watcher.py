@@ -39,6 +39,7 @@ import psutil
 from zerocontact.daemon.journal import Attempt
 from zerocontact.daemon.watcher import ProcessWatcher
 from zerocontact.rules import load
+from zerocontact.rules.apps import compile_apps
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -71,7 +72,7 @@ def main() -> None:
             reported[int(a.process.rsplit("(", 1)[1].rstrip(")"))] = time.perf_counter()
 
     watcher = ProcessWatcher(loop, report, system_mode=False, poll_interval=args.poll)
-    rules = load(f'[[app]]\nname = "bench"\nmatch = ["name:{name}"]\ngrace = 3\n')
+    apps = compile_apps(load(f'[[app]]\nname = "bench"\nmatch = ["name:{name}"]\ngrace = 3\n'))
     idle: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="zc-watcher-bench-") as tmp:
         target = Path(tmp) / name
@@ -79,7 +80,7 @@ def main() -> None:
         idler = Path(tmp) / "zc-idle"
         shutil.copy("/bin/sleep", idler)
         watcher.start()
-        loop.call_soon_threadsafe(watcher.update, rules, frozenset({"bench"}), frozenset(), [], 0, "")
+        loop.call_soon_threadsafe(watcher.update, apps, frozenset({"bench"}), frozenset(), [], 0, "")
         while watcher.stats["sweeps"] < 1:
             time.sleep(0.01)
         stop_ms: list[float] = []

@@ -41,7 +41,7 @@ from .pac import PacServer, pac
 from .paths import Paths, system_mode
 from .proxy import Proxy
 from .reloader import RulesFileWatcher
-from .schedule import Schedule
+from .schedule import Timers
 from .status import (
     AppStatus,
     ClockReport,
@@ -172,7 +172,7 @@ class Daemon:
         self.blocker: Blocker | None = None
         self.proxy: Proxy | None = None
         self.pac_server: PacServer | None = None
-        self.schedule: Schedule | None = None
+        self.schedule: Timers | None = None
         self.rules_file_watcher: RulesFileWatcher | None = None
         self.process_watcher: ProcessWatcher | None = None
         self.runtime: Runtime | None = None
@@ -264,7 +264,7 @@ class Daemon:
 
         await life.enter("pac", start_pac, pac_server.stop)
         await life.enter("stop notice", _nothing, self._note_stop)
-        schedule = self.schedule = Schedule(loop, self.reconcile, self.apply_retention)
+        schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
         await life.enter("schedule", schedule.start, schedule.stop)
         if self.opts.rules_path is not None:
             watcher = self.rules_file_watcher = RulesFileWatcher(
@@ -459,7 +459,7 @@ class Daemon:
             self.schedule.wake_in(min(wake) - self.clock.now())
         if self.process_watcher is not None:
             self.process_watcher.update(
-                new.rules,
+                new.apps,
                 new.state.apps,
                 new.state.people,
                 new.matcher.target_hosts(),

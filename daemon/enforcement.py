@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from zerocontact.rules import Matcher, Ruleset, State, evaluate
+from zerocontact.rules.apps import AppRules, compile_apps
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Enforcement:
 
     rules: Ruleset
     matcher: Matcher
+    apps: AppRules
     state: State
 
     @property
@@ -41,12 +43,12 @@ def build(
     previous: Enforcement | None = None,
     learned: Iterable[tuple[str, str, str]] = (),
 ) -> Enforcement:
-    """The one compile step: the matcher is rebuilt only when the rules changed, and a new one is
-    taught every id the old one (or, at start, the journal) had learned."""
+    """The one compile step: the matcher and the app rules are rebuilt only when the rules changed,
+    and a new matcher is taught every id the old one (or, at start, the journal) had learned."""
     if previous is not None and same_rules(previous.rules, rules):
-        matcher = previous.matcher
+        matcher, apps = previous.matcher, previous.apps
     else:
-        matcher = Matcher(rules)
+        matcher, apps = Matcher(rules), compile_apps(rules)
         for platform, value, person in previous.matcher.learned() if previous else learned:
             matcher.learn(platform, value, person)
-    return Enforcement(rules, matcher, evaluate(rules, now, started))
+    return Enforcement(rules, matcher, apps, evaluate(rules, now, started))

@@ -14,8 +14,8 @@ RECONCILE_SECONDS = 30.0
 RETENTION_HOURS = 6
 
 
-class Schedule:
-    """The daemon's timers on its own loop."""
+class Timers:
+    """The daemon's timers on its own loop (named so as not to be taken for a rules `Schedule`)."""
 
     def __init__(
         self,

@@ -2,8 +2,9 @@
 
 Pure: a process is described by a ``ProcInfo`` (what psutil reports); nothing here reads ``/proc``,
 a clock or the network. App presets are data (``rules/apps.toml``); ``judge`` turns a process and the
-active app rules into a ``Verdict``; ``check_entry`` is the ``rules check`` validation of a
-``[[app]].match`` or ``[[person]].apps`` entry; ``explain_process`` backs ``explain --process``.
+active app rules (``compile_apps`` builds them from a ruleset, once) into a ``ProcessVerdict``;
+``check_entry`` is the ``rules check`` validation of a ``[[app]].match`` or ``[[person]].apps`` entry;
+``explain_process`` backs ``explain --process``.
 
 An entry is one of
   - a preset name (``whatsapp``): the app's process names, executables and command lines on Linux,
@@ -158,7 +159,7 @@ def _view(p: ProcInfo) -> _View:
 
 # --- patterns ----------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class Pattern:
+class ProcessPattern:
     """One compiled glob on one field of a process (``cgroup`` is used by presets only)."""
 
     field: str  # name | exe | cmdline | cgroup
@@ -181,12 +182,12 @@ class Pattern:
         return f"{self.source}: {self.field} {self.glob!r}"
 
 
-def _pattern(field: str, glob: str, source: str) -> Pattern:
+def _pattern(field: str, glob: str, source: str) -> ProcessPattern:
     g = _path(glob) if field in ("exe", "cmdline") else glob.lower()
-    return Pattern(field, g, source, re.compile(fnmatch.translate(g)))
+    return ProcessPattern(field, g, source, re.compile(fnmatch.translate(g)))
 
 
-class PresetError(ValueError):
+class AppPresetError(ValueError):
     """``apps.toml`` is malformed: a bug in the package data, reported with the preset's name."""
 
 
@@ -198,10 +199,10 @@ class AppPreset:
     title: str
     note: str
     kind: str  # "app", or for browsers the flag dialect: "chromium" | "firefox"
-    patterns: tuple[Pattern, ...]
+    patterns: tuple[ProcessPattern, ...]
     samples: tuple[tuple[str, ProcInfo], ...]  # (system, process) that must match
 
-    def matches(self, p: ProcInfo | _View) -> Pattern | None:
+    def matches(self, p: ProcInfo | _View) -> ProcessPattern | None:
         v = p if isinstance(p, _View) else _view(p)
         return next((pat for pat in self.patterns if pat.matches(v)), None)
 
@@ -224,16 +225,16 @@ _PRESET_KEYS = {
 def _strings(raw: dict[str, Any], key: str, where: str) -> list[str]:
     v = raw.get(key, [])
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        raise PresetError(f"{where}: {key} must be a list of non-empty strings")
+        raise AppPresetError(f"{where}: {key} must be a list of non-empty strings")
     return v
 
 
 def _proc(raw: Any, where: str, pid: int = 4242) -> ProcInfo:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise PresetError(f"{where}: a sample process needs at least a name")
+        raise AppPresetError(f"{where}: a sample process needs at least a name")
     cmd = raw.get("cmdline", [])
     if not isinstance(cmd, list) or not all(isinstance(x, str) for x in cmd):
-        raise PresetError(f"{where}: cmdline must be a list of strings")
+        raise AppPresetError(f"{where}: cmdline must be a list of strings")
     return ProcInfo(
         pid=pid,
         name=raw["name"],
@@ -247,11 +248,11 @@ def compile_preset(raw: dict[str, Any], kind: str = "app") -> AppPreset:
     """A preset's table from ``apps.toml`` → patterns (Flatpak/Snap/bwrap expanded) and samples."""
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
-        raise PresetError(f"apps.toml: preset name {name!r} must be lower-case letters, digits and -")
+        raise AppPresetError(f"apps.toml: preset name {name!r} must be lower-case letters, digits and -")
     where = f"apps.toml: {name}"
     unknown = set(raw) - _PRESET_KEYS
     if unknown:
-        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+        raise AppPresetError(f"{where}: unknown keys {sorted(unknown)}")
     src = f"preset {name}"
     pats = [_pattern("name", g, src) for g in _strings(raw, "names", where)]
     pats += [_pattern("exe", g, src) for g in _strings(raw, "exes", where)]
@@ -275,7 +276,7 @@ def compile_preset(raw: dict[str, Any], kind: str = "app") -> AppPreset:
         ]
     samples = raw.get("sample", [])
     if not isinstance(samples, list):
-        raise PresetError(f"{where}: write [[{kind if kind == 'app' else 'browser'}.sample]] tables")
+        raise AppPresetError(f"{where}: write [[{kind if kind == 'app' else 'browser'}.sample]] tables")
     procs = tuple((str(s.get("system", "")) if isinstance(s, dict) else "", _proc(s, where)) for s in samples)
     return AppPreset(
         name=name,
@@ -308,7 +309,7 @@ def app_presets() -> dict[str, AppPreset]:
     for raw in _data().get("app", []):
         p = compile_preset(raw)
         if p.name in out:
-            raise PresetError(f"apps.toml: preset {p.name!r} is defined twice")
+            raise AppPresetError(f"apps.toml: preset {p.name!r} is defined twice")
         out[p.name] = p
     return out
 
@@ -320,7 +321,7 @@ def browsers() -> dict[str, AppPreset]:
     for raw in _data().get("browser", []):
         p = compile_preset(raw, kind="chromium")
         if p.kind not in ("chromium", "firefox"):
-            raise PresetError(f"apps.toml: browser {p.name}: kind must be chromium or firefox")
+            raise AppPresetError(f"apps.toml: browser {p.name}: kind must be chromium or firefox")
         out[p.name] = p
     return out
 
@@ -346,7 +347,7 @@ def _field_of(entry: str) -> tuple[str, str] | None:
     return None
 
 
-def compile_entry(entry: str) -> tuple[Pattern, ...]:
+def compile_entry(entry: str) -> tuple[ProcessPattern, ...]:
     """The patterns one ``match``/``apps`` entry stands for; ValueError if it names no preset."""
     e = entry.strip()
     preset = app_presets().get(e.lower())
@@ -473,7 +474,7 @@ class AppRule:
     action: str
     grace: float
     person: str | None
-    patterns: tuple[Pattern, ...]
+    patterns: tuple[ProcessPattern, ...]
 
 
 def person_rule_name(person: str) -> str:
@@ -489,8 +490,8 @@ def app_rules(rules: Ruleset) -> tuple[AppRule, ...]:
     """
     out: list[AppRule] = []
 
-    def pats(entries: Iterable[str]) -> tuple[Pattern, ...]:
-        got: list[Pattern] = []
+    def pats(entries: Iterable[str]) -> tuple[ProcessPattern, ...]:
+        got: list[ProcessPattern] = []
         for e in entries:
             try:
                 got.extend(compile_entry(e))
@@ -519,6 +520,34 @@ def active_rules(
         if (r.key.startswith("app:") and r.key[4:] in active_apps)
         or (r.key.startswith("person:") and r.key[7:] in active_people)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AppRules:
+    """A ruleset's app rules, compiled once by ``compile_apps``: what the watcher judges processes with.
+
+    Equal when the rules the watcher uses are equal, so a reload that leaves them alone changes nothing.
+    """
+
+    rules: tuple[AppRule, ...]
+    bypass_detection: bool  # ``settings.bypass_detection``
+
+    def active(self, active_apps: frozenset[str], active_people: frozenset[str]) -> tuple[AppRule, ...]:
+        """The rules in force, given ``State.apps`` and ``State.people`` (``active_rules``)."""
+        return active_rules(self.rules, active_apps, active_people)
+
+    def bypass_context(
+        self, active_people: frozenset[str], target_hosts: Sequence[str], proxy_port: int, pac_url: str
+    ) -> BypassContext | None:
+        """What launches are checked against for bypasses (None: detection is off, or nobody is blocked)."""
+        if self.bypass_detection and active_people:
+            return BypassContext(tuple(target_hosts), proxy_port, pac_url)
+        return None
+
+
+def compile_apps(rules: Ruleset) -> AppRules:
+    """The one compile step for processes: a validated ruleset's app rules and bypass setting."""
+    return AppRules(app_rules(rules), rules.settings.bypass_detection)
 
 
 # --- bypasses ----------------------------------------------------------------------------------------
@@ -642,12 +671,12 @@ def bypass_of(p: ProcInfo, ctx: BypassContext) -> str | None:
 
 # --- the verdict -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ProcessVerdict:
     """What to do with one process: ``terminate``, ``suspend``, ``bypass`` (log it) or ``allow``."""
 
     action: str
     rule: AppRule | None = None
-    pattern: Pattern | None = None
+    pattern: ProcessPattern | None = None
     reason: str = ""
     bypass: str | None = None  # set when the launch also routes around the proxy
 
@@ -663,11 +692,11 @@ class Verdict:
         return None
 
 
-def judge(p: ProcInfo, rules: Sequence[AppRule], bypass: BypassContext | None = None) -> Verdict:
+def judge(p: ProcInfo, rules: Sequence[AppRule], bypass: BypassContext | None = None) -> ProcessVerdict:
     """The verdict on one process, given the active app rules and (when detection is on) the bypass
     context. A stronger action wins (terminate over suspend), then the first rule in the file."""
     v = _view(p)
-    best: tuple[AppRule, Pattern] | None = None
+    best: tuple[AppRule, ProcessPattern] | None = None
     for r in rules:
         hit = next((pat for pat in r.patterns if pat.matches(v)), None)
         if hit and (best is None or (r.action == "terminate" and best[0].action != "terminate")):
@@ -676,10 +705,10 @@ def judge(p: ProcInfo, rules: Sequence[AppRule], bypass: BypassContext | None = 
     if best:
         r, pat = best
         who = f" (for {r.person})" if r.person else ""
-        return Verdict(r.action, r, pat, f"{r.action}: rule {r.name!r}{who} matched {pat}", why)
+        return ProcessVerdict(r.action, r, pat, f"{r.action}: rule {r.name!r}{who} matched {pat}", why)
     if why:
-        return Verdict("bypass", reason=why, bypass=why)
-    return Verdict("allow", reason="no active app rule matches")
+        return ProcessVerdict("bypass", reason=why, bypass=why)
+    return ProcessVerdict("allow", reason="no active app rule matches")
 
 
 # --- explain -----------------------------------------------------------------------------------------
@@ -715,15 +744,13 @@ def explain_process(
 
     p = describe(process) if isinstance(process, str) else process
     state = evaluate(rules, now, started)
-    compiled = app_rules(rules)
-    active = active_rules(compiled, state.apps, state.people)
-    ctx = (
-        BypassContext(tuple(target_hosts), proxy_port, pac_url)
-        if rules.settings.bypass_detection and state.people
-        else None
+    apps = compile_apps(rules)
+    v = judge(
+        p,
+        apps.active(state.apps, state.people),
+        apps.bypass_context(state.people, target_hosts, proxy_port, pac_url),
     )
-    v = judge(p, active, ctx)
-    inactive = judge(p, compiled) if not v.stops else v
+    inactive = judge(p, apps.rules) if not v.stops else v
     guard = protected_reason(p)
     out: dict[str, Any] = {
         "process": p.label if p.pid else p.name,

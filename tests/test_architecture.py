@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {"rules": 0, "daemon": 1, "installer": 2}  # a layer may import only layers below it
 MASTER_INTERNALS = ("mitmproxy.master", "mitmproxy.tools", "mitmproxy.addons", "mitmproxy.options")
@@ -171,7 +169,6 @@ def test_covered_elsewhere_names_real_modules() -> None:
     assert set(COVERED_ELSEWHERE) <= set(modules())
 
 
-@pytest.mark.xfail(strict=True, reason="until the journal/review and watcher packages land")
 def test_no_two_public_classes_share_a_name() -> None:
     seen: dict[str, list[str]] = {}
     for name, path in modules().items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,21 +15,18 @@ from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 
 from zerocontact.daemon.blocker import Blocker
-from zerocontact.daemon.enforcement import Enforcement
-from zerocontact.rules import Matcher, evaluate, load
+from zerocontact.daemon.enforcement import build
+from zerocontact.rules import load
 from zerocontact.rules.policy import State
 
 CASES = Path(__file__).resolve().parent.parent / "rules" / "cases"
 
 
 def blocker(rules_text: str, learned: list[list[str]] = ()) -> Blocker:  # type: ignore[assignment]
-    rules = load(rules_text)
-    m = Matcher(rules)
-    for platform, value, person in learned:
-        m.learn(platform, value, person)
     import datetime as dt
 
-    return Blocker(enforcement=Enforcement(rules, m, evaluate(rules, dt.datetime.now(dt.UTC))))
+    rules = load(rules_text)
+    return Blocker(enforcement=build(rules, dt.datetime.now(dt.UTC), None, learned=learned))
 
 
 def flow(method: str, url: str, headers: dict[str, str] | None = None, body: bytes = b"") -> http.HTTPFlow:
@@ -190,10 +188,8 @@ def test_error_while_judging_fails_closed_for_targets_only(monkeypatch: pytest.M
 
 def test_inactive_schedule_lets_requests_through() -> None:
     b = blocker(RULES)
-    b.enforcement = Enforcement(
-        b.enforcement.rules,
-        b.enforcement.matcher,
-        State(b.enforcement.state.at, frozenset(), frozenset(), None, {}),
+    b.enforcement = dataclasses.replace(
+        b.enforcement, state=State(b.enforcement.state.at, frozenset(), frozenset(), None, {})
     )
     f = flow("GET", "https://www.instagram.com/sam.example/")
     with taddons.context(b):

@@ -22,6 +22,7 @@ from zerocontact.rules.apps import (
     bypass_of,
     check_entry,
     chromium_bypass,
+    compile_apps,
     compile_entry,
     describe,
     explain_process,
@@ -240,6 +241,26 @@ def test_a_persons_apps_follow_the_person() -> None:
     v = judge(wa, active_rules(compiled, frozenset({"night"}), frozenset()))
     assert (v.action, v.rule and v.rule.name) == ("suspend", "night")
     assert judge(wa, active_rules(compiled, frozenset(), frozenset())).action == "allow"
+
+
+def test_compile_apps_is_the_one_compile_step_the_watcher_receives() -> None:
+    text = (
+        '[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example" }\napps = ["whatsapp"]\n'
+        '[[app]]\nname = "night"\nmatch = ["whatsapp"]\naction = "suspend"\n'
+    )
+    apps = compile_apps(load(text))
+    assert apps.rules == app_rules(load(text)) and apps.bypass_detection
+    # equal rules compile equal (the watcher then skips a sweep); an app edit does not
+    assert compile_apps(load(text)) == apps
+    assert compile_apps(load(text.replace('"suspend"', '"terminate"'))) != apps
+    assert apps.active(frozenset({"night"}), frozenset()) == active_rules(
+        apps.rules, frozenset({"night"}), frozenset()
+    )
+    ctx = apps.bypass_context(frozenset({"Sam"}), ["instagram.com"], 8341, "http://127.0.0.1:8342/proxy.pac")
+    assert ctx == BypassContext(("instagram.com",), 8341, "http://127.0.0.1:8342/proxy.pac")
+    assert apps.bypass_context(frozenset(), ["instagram.com"], 8341, "") is None  # nobody is blocked
+    off = compile_apps(load(text + "[settings]\nbypass_detection = false\n"))
+    assert off.bypass_context(frozenset({"Sam"}), ["instagram.com"], 8341, "") is None
 
 
 # --- safety -------------------------------------------------------------------------------------------
