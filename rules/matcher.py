@@ -6,8 +6,10 @@ depends on the platform's handful of patterns, never on how many people or handl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from .platforms import Pattern, Platform, Template, presets
@@ -55,6 +57,27 @@ def norm(value: str) -> str:
 
 def norm_search(value: str) -> str:
     return " ".join(norm(value).split())
+
+
+# One token of a search query: words glued to "quoted phrases" (from:"sam example" is one token).
+_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+
+
+def query_tokens(query: str) -> list[str]:
+    """The operator-bearing tokens of a search query; negated ones (-from:x) look away and are skipped."""
+    out = []
+    for m in _TOKEN.finditer(query):
+        tok = m.group().strip("()")
+        if tok and not tok.startswith("-"):
+            out.append(tok)
+    return out
+
+
+def values_for(data: dict[str, list[str]], key: str) -> list[str]:
+    """Values of ``key``, or of every key matching it when it is a glob (``route_urls[*]``)."""
+    if "*" not in key:
+        return data.get(key, [])
+    return [v for k, vs in data.items() if fnmatchcase(k, key) for v in vs]
 
 
 class Matcher:
@@ -230,6 +253,8 @@ class Matcher:
             return None
         if pat.operation and not (pat.operation & req.operations):
             return None
+        if pat.require and not self._required(pat, req):
+            return None
         values: list[tuple[Template, str]] = []
         if pat.path is not None:
             segs = req.segments
@@ -254,7 +279,7 @@ class Matcher:
         for spec, data in sources:
             for key, t in spec:
                 declared = True
-                for raw in data.get(key, ()):
+                for raw in values_for(data, key):
                     present = True
                     for item in raw.split(pat.split) if pat.split else (raw,):
                         if t.kind:
@@ -273,9 +298,13 @@ class Matcher:
             if t.kind == "any":
                 continue
             if t.kind == "query":
-                names: tuple[str, ...] = tuple(
-                    sorted(self._search.get(plat.name, {}).get(norm_search(v), ()))
-                )
+                names: tuple[str, ...] = self._searched(plat.name, v)
+                if not names and plat.search_operators:
+                    for tok in query_tokens(v):
+                        for op in plat.search_operators:
+                            got = op.capture(tok)
+                            if got and (names := self._searched(plat.name, got.strip('"'))):
+                                return names, tok
             else:
                 names = self.lookup(plat.name, v)
             if names:
@@ -283,6 +312,21 @@ class Matcher:
         if pat.owner == "response":
             return (), None
         return None
+
+    def _searched(self, platform: str, text: str) -> tuple[str, ...]:
+        return tuple(sorted(self._search.get(platform, {}).get(norm_search(text), ())))
+
+    @staticmethod
+    def _required(pat: Pattern, req: Request) -> bool:
+        """Every ``require`` key is there with a value of one of its forms (in any request field)."""
+        wanted: dict[str, list[Template]] = {}
+        for key, t in pat.require:
+            wanted.setdefault(key, []).append(t)
+        fields = (req.query, req.form, req.json_index, req.variables_index)
+        for key, forms in wanted.items():
+            if not any(t.captures(v) for data in fields for v in values_for(data, key) for t in forms):
+                return False
+        return True
 
     # -- responses ---------------------------------------------------------------------------------
     def learn_from(self, platform: str, objects: Iterable[Any]) -> list[tuple[str, str]]:
@@ -299,8 +343,10 @@ class Matcher:
                             for name in self._ids.get(platform, {}).get(norm(h), ()):
                                 for ip in spec.ids:
                                     for v in resolve(d, ip):
-                                        if self.learn(platform, v, name):
-                                            new.append((v, name))
+                                        inner = [x for f in spec.forms for x in f.captures(v)]
+                                        for value in (v, *inner):
+                                            if self.learn(platform, value, name):
+                                                new.append((value, name))
         return new
 
     def owner_in(self, platform: str, objects: Iterable[Any]) -> tuple[str, str] | None:

@@ -68,7 +68,18 @@ class Request:
             return {}
         if "=" not in text:
             return {}
-        return _multidict(parse_qsl(text, keep_blank_values=True))
+        form = _multidict(parse_qsl(text, keep_blank_values=True))
+        # Instagram's app signs its form bodies: signed_body=<signature>.<JSON of the real fields>.
+        for signed in form.get("signed_body", []):
+            _, dot, doc = signed.partition(".")
+            inner = parse_variables(doc) if dot else None
+            if isinstance(inner, dict):
+                for k, v in inner.items():
+                    if _is_scalar(v):
+                        form.setdefault(k, []).append(_scalar(v))
+                    elif isinstance(v, (dict, list)):
+                        form.setdefault(k, []).append(json.dumps(v, separators=(",", ":")))
+        return form
 
     @cached_property
     def json_index(self) -> dict[str, list[str]]:
@@ -89,6 +100,9 @@ class Request:
                 names.update(src.get(k, []))
         if "x-fb-friendly-name" in self.headers:
             names.add(self.headers["x-fb-friendly-name"])
+        # LinkedIn: queryId=voyagerIdentityDashProfiles.<rotating hash>; the name before the dot is stable.
+        for qid in self.query.get("queryId", []):
+            names.add(qid.rsplit(".", 1)[0])
         body = self.json_body
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict) and isinstance(item.get("operationName"), str):
