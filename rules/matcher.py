@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from .platforms import Pattern, Platform, Template, presets
@@ -77,7 +77,14 @@ def values_for(data: dict[str, list[str]], key: str) -> list[str]:
     """Values of ``key``, or of every key matching it when it is a glob (``route_urls[*]``)."""
     if "*" not in key:
         return data.get(key, [])
-    return [v for k, vs in data.items() if fnmatchcase(k, key) for v in vs]
+    rx = _key_glob(key)
+    return [v for k, vs in data.items() if rx.fullmatch(k) for v in vs]
+
+
+@lru_cache(maxsize=256)
+def _key_glob(key: str) -> re.Pattern[str]:
+    """Only ``*`` is special in a key glob: ``route_urls[*]`` matches route_urls[0], route_urls[12] …"""
+    return re.compile(".*".join(re.escape(part) for part in key.split("*")))
 
 
 class Matcher:
@@ -340,11 +347,14 @@ class Matcher:
                 for spec in plat.learn:
                     for hp in spec.handle:
                         for h in resolve(d, hp):
+                            if spec.handle_forms:
+                                h = next((x for f in spec.handle_forms for x in f.captures(h)), "")
                             for name in self._ids.get(platform, {}).get(norm(h), ()):
                                 for ip in spec.ids:
                                     for v in resolve(d, ip):
-                                        inner = [x for f in spec.forms for x in f.captures(v)]
-                                        for value in (v, *inner):
+                                        # forms: only what a known wrapper holds (highlight:<id>)
+                                        got = [x for f in spec.forms for x in f.captures(v)]
+                                        for value in got if spec.forms else [v]:
                                             if self.learn(platform, value, name):
                                                 new.append((value, name))
         return new

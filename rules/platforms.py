@@ -190,11 +190,12 @@ class Pattern:
 
 @dataclass(frozen=True, slots=True)
 class Learn:
-    """Ids found beside a target's handle in one JSON object; ``forms`` also learn ids wrapped in them."""
+    """Ids found beside a target's handle in one JSON object; with ``forms``, only what those wrap."""
 
     handle: tuple[str, ...]
     ids: tuple[str, ...]
     forms: tuple[Template, ...] = ()
+    handle_forms: tuple[Template, ...] = ()  # the handle inside a value (a channel URL ending in /@name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +388,7 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
     if unknown:
         raise PresetError(f"{origin}: unknown keys {sorted(unknown)}")
     for i, spec in enumerate(raw.get("learn", [])):
-        if not {"handle", "id"} <= set(spec) <= {"handle", "id", "forms"}:
+        if not {"handle", "id"} <= set(spec) <= {"handle", "id", "forms", "handle_forms"}:
             raise PresetError(
                 f"{origin}: learn[{i}] needs 'handle' and 'id' (and maybe 'forms'; keys after a "
                 "[[table]] belong to it: put top-level keys before the first table)"
@@ -412,6 +413,7 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
                     tuple(x["handle"]),
                     tuple(x["id"]),
                     tuple(compile_template(f, ids, f"{origin}.learn") for f in x.get("forms", [])),
+                    tuple(compile_template(f, ids, f"{origin}.learn") for f in x.get("handle_forms", [])),
                 )
                 for x in raw.get("learn", [])
             ),

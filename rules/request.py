@@ -114,6 +114,14 @@ class Request:
         """Keys → values inside GraphQL ``variables`` (JSON or LinkedIn's Rest.li tuples), wherever sent."""
         out: dict[str, list[str]] = {}
         raw: list[Any] = [*self.query.get("variables", []), *self.form.get("variables", [])]
+        # Rest.li tuples in any other query value: /search/dash/clusters?query=(keywords:…,…)
+        raw.extend(
+            v
+            for k, vs in self.query.items()
+            if k != "variables"
+            for v in vs
+            if v.startswith("(") and v.endswith(")") and ":" in v
+        )
         body = self.json_body
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict) and "variables" in item:
