@@ -59,6 +59,8 @@ def norm_search(value: str) -> str:
     return " ".join(norm(value).split())
 
 
+# A filter token of a search grammar: word:value (lang:en, since:2024-01-01, filter:replies).
+_OPERATOR = re.compile(r"[A-Za-z_]+:\S+")
 # One token of a search query: words glued to "quoted phrases" (from:"sam example" is one token).
 _TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
 
@@ -305,19 +307,37 @@ class Matcher:
             if t.kind == "any":
                 continue
             if t.kind == "query":
-                names: tuple[str, ...] = self._searched(plat.name, v)
-                if not names and plat.search_operators:
-                    for tok in query_tokens(v):
-                        for op in plat.search_operators:
-                            got = op.capture(tok)
-                            if got and (names := self._searched(plat.name, got.strip('"'))):
-                                return names, tok
-            else:
-                names = self.lookup(plat.name, v)
+                hit = self._search_hit(plat, v)
+                if hit:
+                    return hit
+                continue
+            names = self.lookup(plat.name, v)
             if names:
                 return names, v
         if pat.owner == "response":
             return (), None
+        return None
+
+    def _search_hit(self, plat: Platform, query: str) -> tuple[tuple[str, ...], str] | None:
+        """Who a search query looks for: the whole query, an operator token (from:x), or its words."""
+        names = self._searched(plat.name, query)
+        if names or not plat.search_operators:
+            return (names, query) if names else None
+        tokens = query_tokens(query)
+        words = []
+        for tok in tokens:
+            for op in plat.search_operators:
+                got = op.capture(tok)
+                if got and (names := self._searched(plat.name, got.strip('"'))):
+                    return names, tok
+            if not _OPERATOR.fullmatch(tok):
+                words.append(tok)
+        # Filters (lang:en, since:…, subreddit:x) narrow a search; the words left are what is searched
+        # for: "samexample lang:en" looks for samexample.
+        if words and len(words) < len(tokens):
+            text = " ".join(words).strip('"')
+            if names := self._searched(plat.name, text):
+                return names, text
         return None
 
     def _searched(self, platform: str, text: str) -> tuple[str, ...]:
