@@ -115,13 +115,19 @@ class Matcher:
             p: tuple(sorted({n for names in m.values() for n in names})) for p, m in self._ids.items()
         }
         self._search: dict[str, dict[str, set[str]]] = {}
+        # Whole terms only: a word beside search filters or after an operator is a submitted search, not
+        # typeahead, so "same lang:en" is not a look for samexample.
+        self._whole: dict[str, dict[str, set[str]]] = {}
         for pname, table in self._ids.items():
             idx = self._search.setdefault(pname, {})
+            whole = self._whole.setdefault(pname, {})
             for value, who in table.items():
                 self._add_search(idx, value, who)
+                whole.setdefault(norm_search(value), set()).update(who)
             for name in self._members[pname]:
                 for term in self._people[name].search_terms:
                     self._add_search(idx, term, (name,))
+                    whole.setdefault(norm_search(term), set()).add(name)
         self._hosts: dict[str, list[Platform]] = {}
         for plat in self.platforms.values():
             for h in plat.hosts:
@@ -328,7 +334,7 @@ class Matcher:
         for tok in tokens:
             for op in plat.search_operators:
                 got = op.capture(tok)
-                if got and (names := self._searched(plat.name, got.strip('"'))):
+                if got and (names := self._searched(plat.name, got.strip('"'), whole=True)):
                     return names, tok
             if not _OPERATOR.fullmatch(tok):
                 words.append(tok)
@@ -336,12 +342,13 @@ class Matcher:
         # for: "samexample lang:en" looks for samexample.
         if words and len(words) < len(tokens):
             text = " ".join(words).strip('"')
-            if names := self._searched(plat.name, text):
+            if names := self._searched(plat.name, text, whole=True):
                 return names, text
         return None
 
-    def _searched(self, platform: str, text: str) -> tuple[str, ...]:
-        return tuple(sorted(self._search.get(platform, {}).get(norm_search(text), ())))
+    def _searched(self, platform: str, text: str, whole: bool = False) -> tuple[str, ...]:
+        index = self._whole if whole else self._search
+        return tuple(sorted(index.get(platform, {}).get(norm_search(text), ())))
 
     @staticmethod
     def _required(pat: Pattern, req: Request) -> bool:

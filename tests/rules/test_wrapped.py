@@ -110,6 +110,9 @@ def test_search_operators_and_their_limits() -> None:
     assert _judge("GET", q + quote("-from:samexample cats")) is None  # looking away
     assert _judge("GET", q + quote("from:samexample_fan")) is None  # whole values only
     assert _judge("GET", q + quote("from:nasa samexamplex")) is None
+    assert _judge("GET", q + quote("same lang:en")) is None  # a submitted search, not typeahead: no prefixes
+    assert _judge("GET", q + quote("from:samex")) is None
+    assert _judge("GET", q + quote("samex")) == "search"  # typeahead of the handle itself
 
 
 def test_signed_body_and_restli_query_values() -> None:
