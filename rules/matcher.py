@@ -6,8 +6,10 @@ depends on the platform's handful of patterns, never on how many people or handl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .platforms import Pattern, Platform, Template, custom_platforms, presets
@@ -57,6 +59,36 @@ def norm_search(value: str) -> str:
     return " ".join(norm(value).split())
 
 
+# A filter token of a search grammar: word:value (lang:en, since:2024-01-01, filter:replies).
+_OPERATOR = re.compile(r"[A-Za-z_]+:\S+")
+# One token of a search query: words glued to "quoted phrases" (from:"sam example" is one token).
+_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+
+
+def query_tokens(query: str) -> list[str]:
+    """The operator-bearing tokens of a search query; negated ones (-from:x) look away and are skipped."""
+    out = []
+    for m in _TOKEN.finditer(query):
+        tok = m.group().strip("()")
+        if tok and not tok.startswith("-"):
+            out.append(tok)
+    return out
+
+
+def values_for(data: dict[str, list[str]], key: str) -> list[str]:
+    """Values of ``key``, or of every key matching it when it is a glob (``route_urls[*]``)."""
+    if "*" not in key:
+        return data.get(key, [])
+    rx = _key_glob(key)
+    return [v for k, vs in data.items() if rx.fullmatch(k) for v in vs]
+
+
+@lru_cache(maxsize=256)
+def _key_glob(key: str) -> re.Pattern[str]:
+    """Only ``*`` is special in a key glob: ``route_urls[*]`` matches route_urls[0], route_urls[12] …"""
+    return re.compile(".*".join(re.escape(part) for part in key.split("*")))
+
+
 class Matcher:
     """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
 
@@ -81,13 +113,19 @@ class Matcher:
             p: tuple(sorted({n for names in m.values() for n in names})) for p, m in self._ids.items()
         }
         self._search: dict[str, dict[str, set[str]]] = {}
+        # Whole terms only: a word beside search filters or after an operator is a submitted search, not
+        # typeahead, so "same lang:en" is not a look for samexample.
+        self._whole: dict[str, dict[str, set[str]]] = {}
         for pname, table in self._ids.items():
             idx = self._search.setdefault(pname, {})
+            whole = self._whole.setdefault(pname, {})
             for value, who in table.items():
                 self._add_search(idx, value, who)
+                whole.setdefault(norm_search(value), set()).update(who)
             for name in self._members[pname]:
                 for term in self._people[name].search_terms:
                     self._add_search(idx, term, (name,))
+                    whole.setdefault(norm_search(term), set()).add(name)
         self._hosts: dict[str, list[Platform]] = {}
         for plat in self.platforms.values():
             for h in plat.hosts:
@@ -228,6 +266,8 @@ class Matcher:
             return None
         if pat.operation and not (pat.operation & req.operations):
             return None
+        if pat.require and not self._required(pat, req):
+            return None
         values: list[tuple[Template, str]] = []
         if pat.path is not None:
             segs = req.segments
@@ -252,7 +292,7 @@ class Matcher:
         for spec, data in sources:
             for key, t in spec:
                 declared = True
-                for raw in data.get(key, ()):
+                for raw in values_for(data, key):
                     present = True
                     for item in raw.split(pat.split) if pat.split else (raw,):
                         if t.kind:
@@ -271,16 +311,54 @@ class Matcher:
             if t.kind == "any":
                 continue
             if t.kind == "query":
-                names: tuple[str, ...] = tuple(
-                    sorted(self._search.get(plat.name, {}).get(norm_search(v), ()))
-                )
-            else:
-                names = self.lookup(plat.name, v)
+                hit = self._search_hit(plat, v)
+                if hit:
+                    return hit
+                continue
+            names = self.lookup(plat.name, v)
             if names:
                 return names, v
         if pat.owner == "response":
             return (), None
         return None
+
+    def _search_hit(self, plat: Platform, query: str) -> tuple[tuple[str, ...], str] | None:
+        """Who a search query looks for: the whole query, an operator token (from:x), or its words."""
+        names = self._searched(plat.name, query)
+        if names or not plat.search_operators:
+            return (names, query) if names else None
+        tokens = query_tokens(query)
+        words = []
+        for tok in tokens:
+            for op in plat.search_operators:
+                got = op.capture(tok)
+                if got and (names := self._searched(plat.name, got.strip('"'), whole=True)):
+                    return names, tok
+            if not _OPERATOR.fullmatch(tok):
+                words.append(tok)
+        # Filters (lang:en, since:…, subreddit:x) narrow a search; the words left are what is searched
+        # for: "samexample lang:en" looks for samexample.
+        if words and len(words) < len(tokens):
+            text = " ".join(words).strip('"')
+            if names := self._searched(plat.name, text, whole=True):
+                return names, text
+        return None
+
+    def _searched(self, platform: str, text: str, whole: bool = False) -> tuple[str, ...]:
+        index = self._whole if whole else self._search
+        return tuple(sorted(index.get(platform, {}).get(norm_search(text), ())))
+
+    @staticmethod
+    def _required(pat: Pattern, req: Request) -> bool:
+        """Every ``require`` key is there with a value of one of its forms (in any request field)."""
+        wanted: dict[str, list[Template]] = {}
+        for key, t in pat.require:
+            wanted.setdefault(key, []).append(t)
+        fields = (req.query, req.form, req.json_index, req.variables_index)
+        for key, forms in wanted.items():
+            if not any(t.captures(v) for data in fields for v in values_for(data, key) for t in forms):
+                return False
+        return True
 
     # -- responses ---------------------------------------------------------------------------------
     def learn_from(self, platform: str, objects: Iterable[Any]) -> list[tuple[str, str]]:
@@ -294,11 +372,16 @@ class Matcher:
                 for spec in plat.learn:
                     for hp in spec.handle:
                         for h in resolve(d, hp):
+                            if spec.handle_forms:
+                                h = next((x for f in spec.handle_forms for x in f.captures(h)), "")
                             for name in self._ids.get(platform, {}).get(norm(h), ()):
                                 for ip in spec.ids:
                                     for v in resolve(d, ip):
-                                        if self.learn(platform, v, name):
-                                            new.append((v, name))
+                                        # forms: only what a known wrapper holds (highlight:<id>)
+                                        got = [x for f in spec.forms for x in f.captures(v)]
+                                        for value in got if spec.forms else [v]:
+                                            if self.learn(platform, value, name):
+                                                new.append((value, name))
         return new
 
     def owner_in(self, platform: str, objects: Iterable[Any]) -> tuple[str, str] | None:

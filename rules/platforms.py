@@ -7,6 +7,8 @@ hides. Code never names a platform; adding one is adding a file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,10 +22,95 @@ from .schema import SURFACES, Ruleset, Site
 SPECIAL_KINDS = ("any", "url", "query", "user")
 PATTERN_KINDS = ("page", "api", "socket")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# Wrappers whose grammar is known, written before a template: "base64:app_collection:{id}:*" is a value
+# that is base64 of "app_collection:<id>:…"; "pb:80226972.2:{id}" is the string at protobuf field
+# 80226972 → 2 of a (decoded) message. Values are unwrapped only this way, never searched for substrings.
+_DECODER = re.compile(r"^(base64:|pb:[0-9]+(?:\.[0-9]+)*:)")
+_B64 = re.compile(r"[A-Za-z0-9+/_-]{4,}={0,2}")
 
 
 class PresetError(ValueError):
     """A preset file is malformed: a bug in the package data, reported with the file and key."""
+
+
+def unbase64(value: str) -> bytes | None:
+    """Standard or URL-safe base64, padded or not (and %3D-escaped padding); None if it is not base64."""
+    value = value.strip().replace("%3D", "=").replace("%3d", "=")
+    if not _B64.fullmatch(value):
+        return None
+    value = value.rstrip("=").replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        b = data[i]
+        result |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def pb_fields(data: bytes, number: int) -> list[bytes]:
+    """Every length-delimited field ``number`` of one protobuf message (wire format; [] if malformed)."""
+    out: list[bytes] = []
+    i = 0
+    try:
+        while i < len(data):
+            key, i = _varint(data, i)
+            wire = key & 7
+            if wire == 0:
+                _, i = _varint(data, i)
+            elif wire == 1:
+                i += 8
+            elif wire == 5:
+                i += 4
+            elif wire == 2:
+                size, i = _varint(data, i)
+                if i + size > len(data):
+                    return []
+                if key >> 3 == number:
+                    out.append(data[i : i + size])
+                i += size
+            else:
+                return []
+    except ValueError:
+        return []
+    return out
+
+
+def _unwrap(value: str, steps: tuple[str, ...]) -> list[str]:
+    """Apply a template's decoders: the candidate texts inside ``value`` (none if it is not that wrapper)."""
+    items: list[str | bytes] = [value]
+    for step in steps:
+        nxt: list[str | bytes] = []
+        for item in items:
+            if step == "base64":
+                raw = unbase64(item) if isinstance(item, str) else None
+                if raw is not None:
+                    nxt.append(raw)
+            else:  # pb:<n>.<m>…
+                parts = [item] if isinstance(item, bytes) else []
+                for number in step[3:].split("."):
+                    parts = [f for part in parts for f in pb_fields(part, int(number))]
+                nxt.extend(parts)
+        items = nxt
+    out = []
+    for item in items:
+        if isinstance(item, bytes):
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        out.append(item)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +122,26 @@ class Template:
     regex: re.Pattern[str]
     # For "*{id}*": every token-bounded identifier inside the value (lists like "[1234,5678]").
     scan: re.Pattern[str] | None = None
+    decode: tuple[str, ...] = ()  # known wrappers to take off first ("base64", "pb:2"), outermost first
 
     def captures(self, value: str) -> list[str]:
-        if self.scan is not None:
-            return [m.group("v") for m in self.scan.finditer(value)]
-        got = self.capture(value)
-        return [got] if got else []
+        out: list[str] = []
+        for text in _unwrap(value, self.decode) if self.decode else (value,):
+            if self.scan is not None:
+                out.extend(m.group("v") for m in self.scan.finditer(text))
+            else:
+                got = self._capture(text)
+                if got is not None and (got or not self.kind):
+                    out.append(got)
+        return out
 
     def capture(self, value: str) -> str | None:
+        if self.decode:
+            got = self.captures(value)
+            return got[0] if got else None
+        return self._capture(value)
+
+    def _capture(self, value: str) -> str | None:
         m = self.regex.fullmatch(value)
         if not m and value.startswith("@") and self.kind:
             m = self.regex.fullmatch(value[1:])  # people (and share sheets) write @handle anywhere
@@ -66,6 +165,9 @@ class Pattern:
     json: tuple[tuple[str, Template], ...]
     variables: tuple[tuple[str, Template], ...]
     operation: frozenset[str]
+    # Keys that must be there with a value of this form (any request field): what narrows a shared
+    # endpoint to one view, e.g. a channel's Videos tab among all browse calls naming the channel.
+    require: tuple[tuple[str, Template], ...]
     split: str
     owner: str  # "request": the identifier is in the request; "response": only the response shows it
     note: str
@@ -88,8 +190,12 @@ class Pattern:
 
 @dataclass(frozen=True, slots=True)
 class Learn:
+    """Ids found beside a target's handle in one JSON object; with ``forms``, only what those wrap."""
+
     handle: tuple[str, ...]
     ids: tuple[str, ...]
+    forms: tuple[Template, ...] = ()
+    handle_forms: tuple[Template, ...] = ()  # the handle inside a value (a channel URL ending in /@name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +232,8 @@ class Platform:
     frames: tuple[FrameRule, ...] = ()
     strips: tuple[StripRule, ...] = ()
     examples: dict[str, str] = field(default_factory=dict)
+    # Search-operator tokens that name a person inside a longer query ("from:{query}", "@{query}").
+    search_operators: tuple[Template, ...] = ()
     # Literal first path segments of this platform's own routes (/stories, /p, /api …): a handle
     # captured from the first segment can never be one of these, so a person called "stories" does
     # not turn everyone's /stories/<x>/ into their profile.
@@ -143,6 +251,12 @@ class Platform:
 
 
 def compile_template(text: str, ids: dict[str, str], where: str) -> Template:
+    full, decode = text, []
+    while m := _DECODER.match(text):
+        decode.append(m.group(1).rstrip(":"))
+        text = text[m.end() :]
+    if decode and decode[0] != "base64":
+        raise PresetError(f"{where}: a pb: wrapper must follow base64: in {full!r}")
     kinds = _PLACEHOLDER.findall(text)
     if len(kinds) > 1:
         raise PresetError(f"{where}: at most one placeholder per value: {text!r}")
@@ -166,16 +280,27 @@ def compile_template(text: str, ids: dict[str, str], where: str) -> Template:
     if kinds and text.startswith("*") and text.endswith("*") and len(parts) == 3:
         scan = re.compile(rf"(?<![\w.-]){out[1]}(?![\w.-])", re.IGNORECASE)
     return Template(
-        text, kinds[0] if kinds else None, re.compile("".join(out), re.IGNORECASE | re.DOTALL), scan
+        full,
+        kinds[0] if kinds else None,
+        re.compile("".join(out), re.IGNORECASE | re.DOTALL),
+        scan,
+        tuple(decode),
     )
 
 
 def _pairs(data: Any, ids: dict[str, str], where: str) -> tuple[tuple[str, Template], ...]:
+    """``key = "template"`` or ``key = ["template", …]`` (alternatives); a key may hold ``*`` globs."""
     if not data:
         return ()
     if not isinstance(data, dict):
         raise PresetError(f"{where}: expected a table")
-    return tuple((k, compile_template(v, ids, f"{where}.{k}")) for k, v in data.items())
+    out = []
+    for k, v in data.items():
+        for text in v if isinstance(v, list) else [v]:
+            if not isinstance(text, str):
+                raise PresetError(f"{where}.{k}: expected a string or a list of strings")
+            out.append((k, compile_template(text, ids, f"{where}.{k}")))
+    return tuple(out)
 
 
 _PATTERN_KEYS = {
@@ -190,6 +315,7 @@ _PATTERN_KEYS = {
     "json",
     "variables",
     "operation",
+    "require",
     "split",
     "owner",
     "note",
@@ -229,6 +355,7 @@ def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, s
         json=_pairs(raw.get("json"), ids, f"{where}.json"),
         variables=_pairs(raw.get("variables"), ids, f"{where}.variables"),
         operation=frozenset([ops] if isinstance(ops, str) else ops),
+        require=_pairs(raw.get("require"), ids, f"{where}.require"),
         split=raw.get("split", ""),
         owner=owner,
         note=raw.get("note", ""),
@@ -252,6 +379,7 @@ _TOP_KEYS = {
     "frame",
     "strip",
     "examples",
+    "search_operators",
 }
 
 
@@ -260,10 +388,10 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
     if unknown:
         raise PresetError(f"{origin}: unknown keys {sorted(unknown)}")
     for i, spec in enumerate(raw.get("learn", [])):
-        if set(spec) != {"handle", "id"}:
+        if not {"handle", "id"} <= set(spec) <= {"handle", "id", "forms", "handle_forms"}:
             raise PresetError(
-                f"{origin}: learn[{i}] needs exactly 'handle' and 'id' (keys after a [[table]] "
-                "belong to it: put top-level keys before the first table)"
+                f"{origin}: learn[{i}] needs 'handle' and 'id' (and maybe 'forms'; keys after a "
+                "[[table]] belong to it: put top-level keys before the first table)"
             )
     try:
         name = raw["name"]
@@ -280,7 +408,19 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
             patterns=patterns,
             accounts_from=tuple(raw.get("accounts_from", [])),
             limits=tuple(raw.get("limits", [])),
-            learn=tuple(Learn(tuple(x["handle"]), tuple(x["id"])) for x in raw.get("learn", [])),
+            learn=tuple(
+                Learn(
+                    tuple(x["handle"]),
+                    tuple(x["id"]),
+                    tuple(compile_template(f, ids, f"{origin}.learn") for f in x.get("forms", [])),
+                    tuple(compile_template(f, ids, f"{origin}.learn") for f in x.get("handle_forms", [])),
+                )
+                for x in raw.get("learn", [])
+            ),
+            search_operators=tuple(
+                compile_template(t, ids, f"{origin}.search_operators")
+                for t in raw.get("search_operators", [])
+            ),
             owner_keys=tuple(raw.get("owner_keys", [])),
             frames=tuple(
                 FrameRule(f["surface"], f["key"], compile_template(f["template"], ids, f"{origin}.frame"))

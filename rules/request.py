@@ -68,7 +68,18 @@ class Request:
             return {}
         if "=" not in text:
             return {}
-        return _multidict(parse_qsl(text, keep_blank_values=True))
+        form = _multidict(parse_qsl(text, keep_blank_values=True))
+        # Instagram's app signs its form bodies: signed_body=<signature>.<JSON of the real fields>.
+        for signed in form.get("signed_body", []):
+            _, dot, doc = signed.partition(".")
+            inner = parse_variables(doc) if dot else None
+            if isinstance(inner, dict):
+                for k, v in inner.items():
+                    if _is_scalar(v):
+                        form.setdefault(k, []).append(_scalar(v))
+                    elif isinstance(v, (dict, list)):
+                        form.setdefault(k, []).append(json.dumps(v, separators=(",", ":")))
+        return form
 
     @cached_property
     def json_index(self) -> dict[str, list[str]]:
@@ -89,6 +100,9 @@ class Request:
                 names.update(src.get(k, []))
         if "x-fb-friendly-name" in self.headers:
             names.add(self.headers["x-fb-friendly-name"])
+        # LinkedIn: queryId=voyagerIdentityDashProfiles.<rotating hash>; the name before the dot is stable.
+        for qid in self.query.get("queryId", []):
+            names.add(qid.rsplit(".", 1)[0])
         body = self.json_body
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict) and isinstance(item.get("operationName"), str):
@@ -100,6 +114,14 @@ class Request:
         """Keys → values inside GraphQL ``variables`` (JSON or LinkedIn's Rest.li tuples), wherever sent."""
         out: dict[str, list[str]] = {}
         raw: list[Any] = [*self.query.get("variables", []), *self.form.get("variables", [])]
+        # Rest.li tuples in any other query value: /search/dash/clusters?query=(keywords:…,…)
+        raw.extend(
+            v
+            for k, vs in self.query.items()
+            if k != "variables"
+            for v in vs
+            if v.startswith("(") and v.endswith(")") and ":" in v
+        )
         body = self.json_body
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict) and "variables" in item:
