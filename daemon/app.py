@@ -513,6 +513,7 @@ class Daemon:
                 trusted=clock.trusted, skew_seconds=round(clock.skew_seconds, 1), detail=clock.detail
             ),
             journal=JournalReport(error=self.journal.error),
+            timezone=self._review_zone(),
             running=True,
         )
 

@@ -111,6 +111,7 @@ class Status:
     last_reload: ReloadStatus = field(default_factory=ReloadStatus)
     clock: ClockReport = field(default_factory=ClockReport)
     journal: JournalReport = field(default_factory=JournalReport)
+    timezone: str | None = None  # the zone days are counted in (the block page's "today", stats)
     running: bool = False
 
     def as_json(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+import tomli
 
 from .. import paths as pathmod
 from ..journal.forget import count_before, forget
@@ -27,6 +28,7 @@ from ..journal.schema import parse_stored
 from ..review import export, periods, report, words
 from ..review.periods import ReviewError
 from ..review.stats import Stats, compute_stats
+from ..status import Status
 from .common import UserError, state_dir_option, user_errors, warn
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -42,11 +44,31 @@ def _clean(text: str | None, width: int | None = None) -> str:
     return s
 
 
-def _zone(name: str | None) -> zoneinfo.ZoneInfo:
+def rules_zone(p: pathmod.Paths) -> str | None:
+    """The zone the user's rules count days in (``[settings] timezone``): as the running or last
+    daemon published it, else as the rules in force or the rules file say; None when none says."""
+    st = Status.read(p.status)
+    if st is not None and st.timezone:
+        return st.timezone
+    for path in (p.in_force, p.rules):
+        try:
+            doc = tomli.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        settings = doc.get("settings")
+        tz = settings.get("timezone") if isinstance(settings, dict) else None
+        if isinstance(tz, str) and tz:
+            return tz
+    return None
+
+
+def _zone(name: str | None, p: pathmod.Paths | None = None) -> zoneinfo.ZoneInfo:
+    """--timezone, else the rules' own zone, else this computer's (the block page counts the same)."""
     from .common import local_timezone
 
+    chosen = name or (rules_zone(p) if p is not None else None)
     try:
-        return periods.zone(name or local_timezone())
+        return periods.zone(chosen or local_timezone())
     except ReviewError:
         if name:
             raise
@@ -93,7 +115,8 @@ def _private_file(path: Path) -> Iterator[TextIO]:
 
 # -- text for the terminal -------------------------------------------------------------------------
 def _sparkline_rows(s: Stats) -> list[str]:
-    """Attempts per day, 4 weeks a line, weeks from Monday; '·' is a day with none."""
+    """Attempts per day, 4 weeks a line, weeks from Monday; '·' is a day with none. Each line is
+    labelled with the first and last day it shows."""
     peak = max((c for _, c in s.per_day), default=0) or 1
     counts = dict(s.per_day)
     first, last = s.per_day[0][0], s.per_day[-1][0]
@@ -112,7 +135,11 @@ def _sparkline_rows(s: Stats) -> list[str]:
                 else:
                     week += SPARK[min(7, max(0, -(-counts[d] * 8 // peak) - 1))]
             weeks.append(week)
-        rows.append(f"  {monday:%Y-%m-%d}  {' '.join(weeks).rstrip()}")
+        # labelled by the days the row shows (never by a Monday before them: an attempt on
+        # 1 December must not read as "30 November")
+        a, b = max(first, monday), min(last, monday + dt.timedelta(days=27))
+        label = f"{a:%-d %b}–{b:%-d %b}" if a != b else f"{a:%-d %b}"
+        rows.append(f"  {label:<13}  {' '.join(weeks).rstrip()}")
         monday += dt.timedelta(days=28)
     return rows
 
@@ -241,7 +268,7 @@ tz_opt = click.option(
     "tz_name",
     metavar="ZONE",
     default=None,
-    help="IANA zone for days (default: this computer's).",
+    help="IANA zone for days (default: the rules' [settings] timezone, else this computer's).",
 )
 
 
@@ -271,7 +298,7 @@ def log_cmd(
     """The blocked attempts, newest first, with the notes typed on the pause page."""
     p = pathmod.resolve(state_dir)
     with user_errors():
-        tz = _zone(tz_name)
+        tz = _zone(tz_name, p)
         s, u = period(since, until, tz, dt.datetime.now(dt.UTC))
         who = resolve(p.journal, person)
         f = Filters(s, u, who, platform, surface, channel)
@@ -311,7 +338,7 @@ def stats_cmd(
     p = pathmod.resolve(state_dir)
     now = dt.datetime.now(dt.UTC)
     with user_errors():
-        tz = _zone(tz_name)
+        tz = _zone(tz_name, p)
         s, u = period(since, until, tz, now)
         st = figures(p.journal, now, tz, s, u, person)
     with _pipe_safe():
@@ -347,7 +374,7 @@ def report_cmd(
     p = pathmod.resolve(state_dir)
     now = dt.datetime.now(dt.UTC)
     with user_errors():
-        tz = _zone(tz_name)
+        tz = _zone(tz_name, p)
         s, u = period(since, until, tz, now)
         st = figures(p.journal, now, tz, s, u, person)
         with reading(p.journal) as j:
@@ -422,7 +449,7 @@ def forget_cmd(before_text: str, yes: bool, tz_name: str | None, state_dir: Path
     """
     p = pathmod.resolve(state_dir)
     with user_errors():
-        tz = _zone(tz_name)
+        tz = _zone(tz_name, p)
         before = periods.parse_when(before_text, tz, dt.datetime.now(dt.UTC), what="--before")
         n, oldest = count_before(p.journal, before)
         if n == 0:

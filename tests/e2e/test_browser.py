@@ -2,72 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cdp import CDP
-from tests.e2e.conftest import Daemon
-from tests.support import chromium_args, need_tool, wait_for
+from tests.e2e.conftest import Daemon, chromium, nss_home, open_browser
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 TARGET = "https://www.instagram.com/sam.example/"
 
 
-def nss_home(tmp_path: Path, ca: Path) -> Path:
-    """A HOME whose NSS database trusts the daemon's CA, as `zerocontact install` will arrange."""
-    home = tmp_path / "browser-home"
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    certutil = need_tool("certutil")
-    subprocess.run([certutil, "-d", f"sql:{db}", "-N", "--empty-password"], check=True)
-    subprocess.run(
-        [certutil, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "zerocontact", "-i", str(ca)], check=True
-    )
-    return home
-
-
-def chromium(tmp_path: Path, home: Path, *args: str) -> list[str]:
-    return chromium_args(tmp_path / "profile", "--disable-quic", "--window-size=390,844", *args)
-
-
 @pytest.fixture
 def browser(tmp_path: Path, daemon: Daemon) -> Iterator[CDP]:
-    home = nss_home(tmp_path, daemon.ca)
-    proc = subprocess.Popen(
-        chromium(
-            tmp_path,
-            home,
-            f"--proxy-server=http://{daemon.proxy}",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ),
-        env={**os.environ, "HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    port_file = tmp_path / "profile" / "DevToolsActivePort"
-    port = wait_for(lambda: port_file.exists() and port_file.read_text().split("\n")[0], 30, "devtools")
-    targets = wait_for(
-        lambda: [
-            t
-            for t in json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5))
-            if t["type"] == "page"
-        ],
-        30,
-        "a page target",
-    )
-    cdp = CDP(targets[0]["webSocketDebuggerUrl"])
-    yield cdp
-    cdp.close()
-    proc.kill()
-    proc.wait()
+    with open_browser(tmp_path, daemon) as cdp:
+        yield cdp
 
 
 def test_block_page_in_chromium_and_the_note_lands_in_the_journal(

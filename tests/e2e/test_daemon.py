@@ -302,3 +302,13 @@ def test_sigkill_mid_burst_keeps_every_committed_attempt(tmp_path: Path) -> None
         wait_for(lambda: "up to #" in d2.output(), 10, "the restarted daemon to append")
     finally:
         d2.stop()
+    # nothing was lost or written twice by the restart: the rows from before are exactly as they were
+    con = sqlite3.connect(d.state / "journal.sqlite3")
+    try:
+        again = {r[0]: r[1] for r in con.execute("SELECT id, key FROM attempts WHERE id <= ?", (max(ids),))}
+        web = con.execute(
+            "SELECT count(*), count(DISTINCT key) FROM attempts WHERE channel = 'web'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert set(again) == ids and web[0] == web[1] == len(ids) + 1

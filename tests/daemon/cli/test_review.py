@@ -129,7 +129,8 @@ def test_stats_command(sample: Path) -> None:
     assert "6 attempts in all, on 4 days; 10 days with none." in out
     assert "5 days in a row without an attempt, up to Sat 14 Nov." in out
     assert "not yet a full week before it" in out  # the 7 days before began 10 hours before the rules
-    assert "  2026-10-26        █ ▄·▄···· █·····\n" in out  # weeks from Monday; · is a quiet day
+    # weeks from Monday, labelled by the days shown (1 Nov is a Sunday); · is a quiet day
+    assert "  1 Nov–14 Nov         █ ▄·▄···· █·····\n" in out
     assert "By person    Sam 4 · Alex 1 · (none) 1" in out
     data = json.loads(zc("stats", "--state-dir", str(sample), "--json", "--timezone", "Asia/Kolkata").stdout)
     assert data["period"]["timezone"] == "Asia/Kolkata" and data["total"] == 6
