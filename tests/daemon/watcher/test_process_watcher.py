@@ -66,3 +66,18 @@ def test_a_persons_apps_name_the_person(h: Harness) -> None:
     wait_for(lambda: p.poll() is not None, what="WhatsApp to be terminated")
     (a,) = wait_for(lambda: h.about(p.pid), what="the attempt")
     assert (a.person, a.rule, a.channel) == ("Sam", "Sam: apps", "app")
+
+
+def test_relaunching_after_a_stop_is_another_attempt(h: Harness) -> None:
+    """One launch is one attempt; opening the app again after it was stopped is a new one."""
+    h.update(rules_for("whatsapp"), apps={"r"})
+    exe = h.binary("whatsapp")
+    first = h.run(exe, "300")
+    wait_for(lambda: first.poll() is not None, what="the first launch to be stopped")
+    wait_for(lambda: h.about(first.pid), what="the first attempt")
+    second = h.run(exe, "300")
+    wait_for(lambda: second.poll() is not None, what="the relaunch to be stopped")
+    wait_for(lambda: h.about(second.pid), what="the second attempt")
+    h.settle()
+    launches = [a for a in h.attempts if a.channel == "app"]
+    assert len(launches) == 2 and [len(h.about(p.pid)) for p in (first, second)] == [1, 1]
