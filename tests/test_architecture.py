@@ -176,3 +176,15 @@ def test_no_two_public_classes_share_a_name() -> None:
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 seen.setdefault(node.name, []).append(name)
     assert {k: v for k, v in seen.items() if len(v) > 1} == {}
+
+
+def test_pytest_runs_as_design_md_says() -> None:
+    """importlib import mode and never the repository root on sys.path: the bare folders daemon/,
+    rules/ and installer/ must not shadow another module of the same name (e.g. python-daemon)."""
+    import tomli
+
+    cfg = tomli.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--import-mode=importlib" in cfg["addopts"]
+    assert all((ROOT / p).resolve() != ROOT for p in cfg.get("pythonpath", []))
+    assert not (ROOT / "tests" / "__init__.py").exists()
+    assert all(str(ROOT) != p for p in sys.path), "the repository root is on sys.path"

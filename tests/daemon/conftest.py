@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-
-from tests.daemon.journals import att, write
+from zctest.journals import att, write
 
 
 @pytest.fixture

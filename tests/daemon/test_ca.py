@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from mitmproxy import certs
+from zctest.support import need_tool
 
-from tests.support import need_tool
 from zerocontact.daemon import ca
 
 TARGETS = ["instagram.com", "x.com"]

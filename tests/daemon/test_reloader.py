@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zctest.support import need_tool
 
-from tests.support import need_tool
 from zerocontact.daemon.reloader import DEBOUNCE_SECONDS, RulesFileWatcher, digest
 
 OLD = b'[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example" }\n'

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from tests.e2e.conftest import start_daemon
-from tests.support import wait_for
+from zctest.e2e import start_daemon
+from zctest.support import wait_for
 
 pytestmark = pytest.mark.e2e
 

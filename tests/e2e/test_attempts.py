@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.conftest import ZC, Daemon, _serve, open_browser, start_daemon
-from tests.support import need_tool, wait_for
+from zctest.e2e import ZC, Daemon, _serve, open_browser, start_daemon
+from zctest.support import need_tool, wait_for
 
 pytestmark = [pytest.mark.e2e]
 PROFILE = "https://www.instagram.com/sam.example/"

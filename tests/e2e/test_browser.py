@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.cdp import CDP
-from tests.e2e.conftest import Daemon, chromium, nss_home, open_browser
-from tests.support import wait_for
+from zctest.cdp import CDP
+from zctest.e2e import Daemon, chromium, nss_home, open_browser
+from zctest.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 TARGET = "https://www.instagram.com/sam.example/"

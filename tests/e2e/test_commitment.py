@@ -10,9 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.conftest import ZC, Daemon, Origin, start_daemon
-from tests.support import need_tool, wait_for
+from zctest.e2e import ZC, Daemon, Origin, start_daemon
+from zctest.support import need_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 SAM = "http://www.instagram.com/sam.example/"

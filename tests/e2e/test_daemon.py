@@ -13,9 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from tests.e2e.conftest import ZC, Daemon, Origin, start_daemon
-from tests.support import need_tool, wait_for
+from zctest.e2e import ZC, Daemon, Origin, start_daemon
+from zctest.support import need_tool, wait_for
 
 
 def curl(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:

@@ -20,9 +20,8 @@ from typing import ClassVar
 from urllib.parse import quote
 
 import pytest
-
-from tests.e2e.conftest import Daemon, start_daemon
-from tests.support import need_tool, wait_for
+from zctest.e2e import Daemon, start_daemon
+from zctest.support import need_tool, wait_for
 
 RULES = """
 [[person]]

@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from zctest.e2e import start_daemon
+from zctest.support import wait_for
 
-from tests.e2e.conftest import start_daemon
-from tests.support import wait_for
 from zerocontact.daemon.journal import Attempt, Journal
 
 pytestmark = pytest.mark.e2e

@@ -29,11 +29,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from zctest.cdp import CDP
+from zctest.e2e import Origin, _Origin, origin, start_daemon
+from zctest.installer import RULES, free_port, said
+from zctest.support import chromium_args, need_tool, wait_for
 
-from tests.e2e.cdp import CDP
-from tests.e2e.conftest import Origin, _Origin, origin, start_daemon
-from tests.installer.conftest import RULES, free_port, said
-from tests.support import chromium_args, need_tool, wait_for
 from zerocontact.daemon import ca
 from zerocontact.installer.context import SubprocessRunner
 from zerocontact.installer.plan import build_steps, install, make_context, uninstall

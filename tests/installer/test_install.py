@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from zctest.installer import RULES, debian_layout, tree, zc
+from zctest.support import need_tool
 
-from tests.installer.conftest import RULES, debian_layout, tree, zc
-from tests.support import need_tool
 from zerocontact.daemon import ca
 
 
@@ -228,7 +228,7 @@ def test_doctor_on_a_staged_installation(staging: Path, rules_file: Path) -> Non
 
 
 def test_doctor_asks_the_running_daemon(tmp_path: Path) -> None:
-    from tests.e2e.conftest import start_daemon
+    from zctest.e2e import start_daemon
 
     d = start_daemon(tmp_path, RULES, name="doc")
     try:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path, PurePosixPath
 
 import pytest
+from zctest.installer import FakeRunner, said, tree
 
-from tests.installer.conftest import FakeRunner, said, tree
 from zerocontact.installer.context import CommandError, Context, InstallError
 from zerocontact.installer.ops import (
     Command,

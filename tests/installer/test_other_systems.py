@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from xml.etree import ElementTree as ET
 
 import pytest
+from zctest.installer import FakeRunner, said, zc
 
-from tests.installer.conftest import FakeRunner, said, zc
 from zerocontact.installer import launchd, windows
 from zerocontact.installer.ops import Manifest, Reverter
 from zerocontact.installer.plan import build_steps, install, make_context, plan_text

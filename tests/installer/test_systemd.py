@@ -9,9 +9,9 @@ import sys
 from pathlib import Path, PurePosixPath
 
 import pytest
+from zctest.installer import zc
+from zctest.support import need_tool
 
-from tests.installer.conftest import zc
-from tests.support import need_tool
 from zerocontact.installer import systemd
 from zerocontact.installer.context import InstallError
 from zerocontact.installer.plan import installed_command, make_context

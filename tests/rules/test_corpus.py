@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from zctest.casefiles import check, check_single_surface, matcher, read, validate
 
-from tests.rules.casefiles import check, check_single_surface, matcher, read, validate
 from zerocontact.rules import Matcher
 from zerocontact.rules.schema import SURFACES
 

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from zctest.journals import UTC, ZC, att, write, zc
 
-from tests.daemon.journals import UTC, ZC, att, write, zc
 from zerocontact.daemon.journal import Journal
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from zctest.journals import BAD_FILES, FAST, T0, Writer, attempt, keys, mode, query, records, snapshot
+from zctest.support import wait_for
 
-from tests.daemon.journals import BAD_FILES, FAST, T0, Writer, attempt, keys, mode, query, records, snapshot
-from tests.support import wait_for
 from zerocontact.daemon.journal import Journal, count_since, learned_ids
 from zerocontact.daemon.journal.reader import attempts
 

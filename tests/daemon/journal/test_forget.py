@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from zctest.journals import UTC, att, stats, t, write
 
-from tests.daemon.journals import UTC, att, stats, t, write
 from zerocontact.daemon.journal import Journal, JournalError
 from zerocontact.daemon.journal.files import open_readonly
 from zerocontact.daemon.journal.forget import forget

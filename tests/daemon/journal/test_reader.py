@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.daemon.journals import (
+from zctest.journals import (
     BAD_FILES,
     NOW,
     T0,
@@ -23,6 +22,7 @@ from tests.daemon.journals import (
     t,
     truncated_journal,
 )
+
 from zerocontact.daemon.journal import JournalError, count_since, learned_ids
 from zerocontact.daemon.journal.files import open_readonly
 from zerocontact.daemon.journal.reader import Filters, attempts, reading

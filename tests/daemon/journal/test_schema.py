@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from zctest.journals import FAST, V1_JOURNAL, Disk, attempt, keys, mode, query, records
+from zctest.support import wait_for
 
-from tests.daemon.journals import FAST, V1_JOURNAL, Disk, attempt, keys, mode, query, records
-from tests.support import wait_for
 from zerocontact.daemon.journal import Journal
 from zerocontact.daemon.journal.reader import attempts
 from zerocontact.daemon.journal.schema import SCHEMA_VERSION, iso, iso_ms, parse_stored

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.daemon.journals import (
+from zctest.journals import (
     FAST,
     T0,
     Disk,
@@ -32,7 +31,8 @@ from tests.daemon.journals import (
     query,
     records,
 )
-from tests.support import wait_for
+from zctest.support import wait_for
+
 from zerocontact.daemon.journal import Journal, learned_ids
 from zerocontact.daemon.journal import writer as journal_writer
 

@@ -7,7 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from tests.daemon.journals import NOW, zc
+from zctest.journals import NOW, zc
+
 from zerocontact.daemon.journal.files import open_readonly
 from zerocontact.daemon.review import export
 

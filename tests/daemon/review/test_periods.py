@@ -9,8 +9,8 @@ import zoneinfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from zctest.journals import BERLIN, NOW, ZONES, t
 
-from tests.daemon.journals import BERLIN, NOW, ZONES, t
 from zerocontact.daemon.review import periods
 
 

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.daemon.journals import write, zc
-from tests.support import need_tool, wait_for
+from zctest.journals import write, zc
+from zctest.support import need_tool, wait_for
 
 
 def render(sample: Path, tmp_path: Path, *args: str) -> tuple[Path, str]:

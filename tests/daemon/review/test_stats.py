@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from zctest.journals import BERLIN, ZONES, att, fill, stats, t, write
 
-from tests.daemon.journals import BERLIN, ZONES, att, fill, stats, t, write
 from zerocontact.daemon.journal import reader
 from zerocontact.daemon.journal.reader import reading
 from zerocontact.daemon.journal.schema import ensure_review_index

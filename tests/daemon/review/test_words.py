@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.daemon.journals import att, stats, write
+from zctest.journals import att, stats, write
+
 from zerocontact.daemon.review import words
 
 

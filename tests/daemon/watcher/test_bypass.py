@@ -7,9 +7,9 @@ import socket
 import sys
 
 import pytest
+from zctest.support import wait_for
+from zctest.watcher import PERSON, Harness
 
-from tests.daemon.watcher.conftest import PERSON, Harness
-from tests.support import wait_for
 from zerocontact.daemon.watcher.bypass import _hex_ip, proc_net_remotes
 from zerocontact.rules import load
 

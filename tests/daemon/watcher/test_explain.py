@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
+from zctest.watcher import Harness, rules_for
 
-from tests.daemon.watcher.conftest import Harness, rules_for
 from zerocontact.daemon.watcher import explain_running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real /proc processes")

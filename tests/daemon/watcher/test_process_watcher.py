@@ -7,9 +7,9 @@ import signal
 import sys
 
 import pytest
+from zctest.support import wait_for
+from zctest.watcher import PERSON, Harness, rules_for
 
-from tests.daemon.watcher.conftest import PERSON, Harness, rules_for
-from tests.support import wait_for
 from zerocontact.rules import load
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real /proc processes")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from zctest.support import wait_for
+from zctest.watcher import Harness, rules_for
 
-from tests.daemon.watcher.conftest import Harness, rules_for
-from tests.support import wait_for
 from zerocontact.daemon.watcher.procs import ProcessTable, inspect_process
 from zerocontact.rules import load
 from zerocontact.rules.apps import ProcInfo

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from zctest.support import wait_for
+from zctest.watcher import Harness, Spy, rules_for
 
-from tests.daemon.watcher.conftest import Harness, Spy, rules_for
-from tests.support import wait_for
 from zerocontact.daemon.watcher.safety import Shield
 from zerocontact.rules import Ruleset
 from zerocontact.rules.apps import ProcInfo

@@ -9,9 +9,8 @@ import sys
 
 import psutil
 import pytest
-
-from tests.daemon.watcher.conftest import Harness, rules_for, status
-from tests.support import wait_for
+from zctest.support import wait_for
+from zctest.watcher import Harness, rules_for, status
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="real /proc processes")
 

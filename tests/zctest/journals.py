@@ -31,7 +31,7 @@ from zerocontact.daemon.journal.reader import reading
 from zerocontact.daemon.journal.schema import SCHEMA_VERSION, iso
 from zerocontact.daemon.review.stats import Stats, compute_stats
 
-FIXTURES = Path(__file__).with_name("fixtures")
+FIXTURES = Path(__file__).resolve().parents[1] / "daemon" / "fixtures"
 WRITER = FIXTURES / "journal_writer.py"
 V1_JOURNAL = FIXTURES / "journal-v1.sqlite3"
 T0 = dt.datetime(2026, 3, 1, 21, 0, tzinfo=dt.UTC)
