@@ -450,7 +450,13 @@ def forget_cmd(before_text: str, yes: bool, tz_name: str | None, state_dir: Path
     p = pathmod.resolve(state_dir)
     with user_errors():
         tz = _zone(tz_name, p)
-        before = periods.parse_when(before_text, tz, dt.datetime.now(dt.UTC), what="--before")
+        now = dt.datetime.now(dt.UTC)
+        before = periods.parse_when(before_text, tz, now, what="--before")
+        if before > now:
+            raise UserError(
+                f"--before {before_text!r} is in the future ({_local(before, tz)}): forget deletes "
+                "only what is already past, e.g. --before today, or --before 90d to keep 90 days"
+            )
         n, oldest = count_before(p.journal, before)
         if n == 0:
             click.echo(f"Nothing to forget: no attempts before {_local(before, tz)}.")

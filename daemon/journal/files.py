@@ -97,6 +97,14 @@ def why_not(path: Path) -> str:
     return ""
 
 
+def _on_read_only_storage(path: Path) -> bool:
+    """Whether the journal's folder cannot be written at all (a read-only mount or permissions)."""
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY) or not os.access(path.parent, os.W_OK)
+    except OSError:
+        return False
+
+
 def readonly_uri(path: Path, **params: str) -> str:
     query = urllib.parse.urlencode({"mode": "ro", **params})
     return f"file:{urllib.parse.quote(str(path))}?{query}"
@@ -210,6 +218,22 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     con.row_factory = sqlite3.Row
     try:
         try:
+            version = version_of(con, path)
+        except sqlite3.OperationalError as e:
+            if not _on_read_only_storage(path):
+                raise
+            # a journal on read-only storage (a backup, a read-only mount): SQLite cannot create the
+            # shared-memory file a WAL reader needs, so read the file as the unchangeable file it is
+            con.close()
+            con = sqlite3.connect(readonly_uri(path, immutable="1"), uri=True, timeout=30)
+            con.row_factory = sqlite3.Row
+            if path.with_name(path.name + "-wal").exists():
+                log.warning(
+                    "journal: %s is on read-only storage with a write-ahead log beside it; "
+                    "the newest attempts may not be shown (%s)",
+                    path,
+                    e,
+                )
             version = version_of(con, path)
         except sqlite3.DatabaseError:
             # SQLite refuses a file shorter than its header says as a whole; with writable_schema

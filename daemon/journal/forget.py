@@ -71,6 +71,11 @@ def forget(path: Path, before: dt.datetime, *, batch: int = 5000, busy_timeout: 
             if n < batch:
                 break
         if total:
+            # the log keeps a trace that it was shortened, and by whom: never a silent gap
+            con.execute(
+                "INSERT INTO events (time, kind, detail) VALUES (?, 'forgot', ?)",
+                (iso(dt.datetime.now(dt.UTC)), f"{total} attempt(s) from before {cutoff}"),
+            )
             with contextlib.suppress(sqlite3.Error):
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.DatabaseError as e:

@@ -273,6 +273,8 @@ class Journal:
                         self.path,
                     )
                 self._show_error()
+            if self._con is not None and self._replaced():
+                self._reopen_after_move()
             if self._con is None and not self._open():
                 if closing:
                     break
@@ -315,6 +317,34 @@ class Journal:
         if not self._buf:
             self._recovered()
         return True
+
+    def _replaced(self) -> bool:
+        """Whether the file at ``path`` is no longer the one the connection writes to (moved away,
+        deleted or replaced): writing on would put every later attempt in a file nobody will read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._checked
+
+    def _reopen_after_move(self) -> None:
+        """Close the connection to the moved file (SQLite checkpoints its WAL into it, so what was
+        committed stays with it) and open whatever is at ``path`` now: a new journal if nothing is."""
+        assert self._con is not None
+        with contextlib.suppress(sqlite3.Error):
+            # the write-ahead log still goes by the old name: fold it into the moved file now, or
+            # the next file at this name would find it (and SQLite would set it aside as orphaned)
+            self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with contextlib.suppress(sqlite3.Error):
+            self._con.close()
+        self._con = None
+        self._checked = None
+        with contextlib.suppress(OSError):  # the moved file's log, emptied by the checkpoint
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.stat().st_size == 0:
+                wal.unlink()
+        log.warning("journal: %s was moved or replaced; writing to the file now at that name", self.path)
+        self.event("journal replaced", f"{self.path} was moved, deleted or replaced while the daemon ran")
 
     def _take(self) -> tuple[int, list[_Entry]]:
         with self._cv:

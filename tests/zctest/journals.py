@@ -9,6 +9,7 @@ concurrency tests; ``zc`` runs the installed command line.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,41 @@ BAD_FILES = {
     "damaged-page": (damaged_journal, "damaged"),
     "newer-version": (newer_journal, f"newer zerocontact (journal schema {SCHEMA_VERSION + 1}"),
 }
+
+
+@contextlib.contextmanager
+def mounted(*args: str) -> Iterator[Callable[..., None]]:
+    """``mount ARGS`` (skipped where the sandbox forbids it); yields ``again(OPTIONS…)`` to remount
+    the same target; unmounts at the end, whatever happens.
+    """
+    target = args[-1]
+    r = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mount is not permitted here: {r.stderr.strip()}")
+
+    def again(*options: str) -> None:
+        subprocess.run(["mount", *options, target], check=True, capture_output=True)
+
+    try:
+        yield again
+    finally:
+        subprocess.run(["umount", target], capture_output=True)
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[Callable[[], None]]:
+    """Make a directory read-only for real; yield the function that makes it writable again.
+
+    Root ignores permissions, so as root this is a read-only bind mount of the directory on itself
+    (skipped where the sandbox forbids mount); otherwise a 0500 directory.
+    """
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o500)
+        try:
+            yield lambda: os.chmod(directory, 0o700)
+        finally:
+            os.chmod(directory, 0o700)
+        return
+    with mounted("--bind", str(directory), str(directory)) as again:
+        again("-o", "remount,bind,ro")
+        yield lambda: again("-o", "remount,bind,rw")

@@ -165,3 +165,27 @@ def test_forget_command_asks_first(sample: Path) -> None:
     assert len(zc("log", "--state-dir", str(sample), "--json").stdout.splitlines()) == 3
     r = zc(*args, "--yes")
     assert r.returncode == 0 and r.stdout.startswith("Nothing to forget")
+
+
+def test_forget_refuses_a_future_date_and_leaves_a_trace_when_it_deletes(sample: Path) -> None:
+    import sqlite3
+
+    r = zc("forget", "--state-dir", str(sample), "--before", "2099-01-01", "--yes")
+    assert r.returncode == 1 and "is in the future" in r.stderr and "Traceback" not in r.stderr
+    assert len(zc("log", "--state-dir", str(sample), "--json").stdout.splitlines()) == 6  # nothing gone
+    assert zc("forget", "--state-dir", str(sample), "--before", "2026-11-03", "--yes").returncode == 0
+    con = sqlite3.connect(sample / "journal.sqlite3")
+    try:
+        events = con.execute("SELECT kind, detail FROM events WHERE kind = 'forgot'").fetchall()
+    finally:
+        con.close()
+    assert events == [("forgot", "3 attempt(s) from before 2026-11-02T23:00:00.000Z")]
+
+
+def test_log_reads_an_intact_journal_on_read_only_storage(sample: Path) -> None:
+    from zctest.journals import read_only
+
+    with read_only(sample):
+        r = zc("log", "--state-dir", str(sample), "--json")
+    assert r.returncode == 0, r.stderr
+    assert "damaged" not in r.stderr and len(r.stdout.splitlines()) == 6

@@ -8,14 +8,11 @@ bind mount as root (root ignores permissions) or a 0500 directory otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
 import re
 import signal
-import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +25,9 @@ from zctest.journals import (
     existing_journal,
     keys,
     mode,
+    mounted,
     query,
+    read_only,
     records,
 )
 from zctest.support import wait_for
@@ -177,25 +176,6 @@ def test_the_requests_of_one_page_load_fold_into_one_waiting_entry(tmp_path: Pat
     ]
 
 
-@contextlib.contextmanager
-def mounted(*args: str) -> Iterator[Callable[..., None]]:
-    """``mount ARGS`` (skipped where the sandbox forbids it); yields ``again(OPTIONS…)`` to remount
-    the same target; unmounts at the end, whatever happens.
-    """
-    target = args[-1]
-    r = subprocess.run(["mount", *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"mount is not permitted here: {r.stderr.strip()}")
-
-    def again(*options: str) -> None:
-        subprocess.run(["mount", *options, target], check=True, capture_output=True)
-
-    try:
-        yield again
-    finally:
-        subprocess.run(["umount", target], capture_output=True)
-
-
 def test_a_really_full_filesystem_is_survived_too(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
@@ -218,25 +198,6 @@ def test_a_really_full_filesystem_is_survived_too(tmp_path: Path) -> None:
 
 
 # -- a read-only state directory ----------------------------------------------------------------
-@contextlib.contextmanager
-def read_only(directory: Path) -> Iterator[Callable[[], None]]:
-    """Make a directory read-only for real; yield the function that makes it writable again.
-
-    Root ignores permissions, so as root this is a read-only bind mount of the directory on itself
-    (skipped where the sandbox forbids mount); otherwise a 0500 directory.
-    """
-    if os.geteuid() != 0:
-        os.chmod(directory, 0o500)
-        try:
-            yield lambda: os.chmod(directory, 0o700)
-        finally:
-            os.chmod(directory, 0o700)
-        return
-    with mounted("--bind", str(directory), str(directory)) as again:
-        again("-o", "remount,bind,ro")
-        yield lambda: again("-o", "remount,bind,rw")
-
-
 @pytest.mark.parametrize("existing", [False, True], ids=["new-journal", "existing-journal"])
 def test_a_read_only_state_directory_blocks_nothing_and_is_written_when_writable(
     tmp_path: Path, journal_log: pytest.LogCaptureFixture, existing: bool
@@ -281,3 +242,41 @@ def test_a_bad_entry_is_skipped_and_holds_nothing_up(
     assert keys(path) == ["t000000", "t000002"]
     assert j.error is None
     assert len(records(journal_log, logging.ERROR)) == 1
+
+
+@pytest.mark.parametrize("how", ["moved", "deleted", "replaced"])
+def test_a_journal_moved_deleted_or_replaced_while_writing_loses_nothing(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "state" / "journal.sqlite3"
+    j = Journal(path)
+    j.start()
+    try:
+        for i in range(3):
+            j.record(attempt(i, key=f"before-{i}"))
+        assert j.flush()
+        aside = tmp_path / "aside.sqlite3"
+        if how == "moved":
+            os.rename(path, aside)
+        elif how == "deleted":
+            path.unlink()
+        else:  # another valid journal put in its place (a backup restored, say)
+            other = Journal(aside)
+            other.start()
+            other.record(attempt(9, key="the-replacement"))
+            assert other.flush()
+            other.close()
+            os.replace(aside, path)
+        for i in range(3):
+            j.record(attempt(10 + i, key=f"after-{i}"))
+        assert j.flush()
+    finally:
+        j.close()
+    assert j.error is None
+    after = keys(path)
+    assert after[-3:] == ["after-0", "after-1", "after-2"]  # nothing written to the file moved away
+    assert ("journal replaced",) in query(path, "SELECT kind FROM events")
+    if how == "moved":
+        assert keys(aside) == ["before-0", "before-1", "before-2"]  # what was committed stays with it
+        assert query(aside, "PRAGMA integrity_check") == [("ok",)]
+    if how == "replaced":
+        assert after == ["the-replacement", "after-0", "after-1", "after-2"]
+    assert not list(tmp_path.glob("state/*-wal.*"))  # no write-ahead log was set aside as unreadable
