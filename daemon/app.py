@@ -37,6 +37,7 @@ from .clock import ClockStatus, TrustedClock
 from .commitment import Commitment
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
+from .journal.reader import kept_state
 from .pac import PacServer, pac
 from .paths import Paths, system_mode
 from .proxy import Proxy
@@ -203,6 +204,10 @@ class Daemon:
         lock = InstanceLock(self.paths)
         await life.enter("lock", lock.start, lock.stop)
 
+        # what the journal kept of the commitment, read before the writer may upgrade the file
+        journal_is_new = not self.paths.journal.exists()
+        kept = await asyncio.to_thread(kept_state, self.paths.journal)
+
         async def start_journal() -> None:
             self.journal.start()
 
@@ -215,7 +220,11 @@ class Daemon:
         self.clock = self._injected_clock or TrustedClock(self.paths.clock, on_tamper=self._on_tamper)
         clock = self.clock
         await life.enter("clock", _nothing, lambda: asyncio.to_thread(clock.save))
-        self.commitment = Commitment(self.paths, self.opts.timezone)
+        self.commitment = Commitment(self.paths, self.opts.timezone, kept=kept, journal_is_new=journal_is_new)
+        for note in self.commitment.tampering:
+            log.warning("commitment: %s", note)
+            self.journal.event("tamper", note)
+            self._record_bypass(f"commitment: {note}")
         enf = self._decide(None)
         ca_cert = ca.ensure(
             self.paths.ca_dir, f"zerocontact local CA ({socket.gethostname()})", enf.matcher.target_hosts()
@@ -471,7 +480,7 @@ class Daemon:
 
     def _persist(self, status: Status) -> None:
         assert self.commitment is not None and self.clock is not None
-        self.commitment.save()
+        self.commitment.save(keep=self.journal.keep_state, sync=lambda: self.journal.flush(5.0))
         self.clock.save()
         status.write(self.paths.status)
 
@@ -514,6 +523,7 @@ class Daemon:
             ),
             journal=JournalReport(error=self.journal.error),
             timezone=self._review_zone(),
+            tampering=list(self.commitment.tampering),
             running=True,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +25,73 @@ from .paths import Paths, write_private
 log = logging.getLogger("zerocontact.commitment")
 
 
-def _times(path: Path) -> dict[str, dt.datetime]:
+def _read(path: Path) -> str | None:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+
+
+def _times(text: str | None) -> dict[str, dt.datetime]:
+    try:
+        raw = json.loads(text or "{}")
         return {str(k): dt.datetime.fromisoformat(v) for k, v in raw.items()}
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError):
         return {}
 
 
 class Commitment:
-    def __init__(self, paths: Paths, timezone: str = "UTC") -> None:
+    """What is in force, what is pending and when each block started, kept in three state files and
+    in the journal (the durable, integrity-checked store). At start the journal's copy wins over a
+    file that is missing, edited or older, and each such difference is reported in ``tampering``:
+    deleting the state files while the daemon is stopped no longer lifts a block."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        timezone: str = "UTC",
+        *,
+        kept: Mapping[str, str] | None = None,
+        journal_is_new: bool = False,
+    ) -> None:
         self.in_force_file = paths.in_force
         self.pending_file = paths.pending
         self.started_file = paths.started
+        self.tampering: list[str] = []
+        texts = self._reconcile(kept or {}, journal_is_new)
         self.in_force: Ruleset | None = None
-        if self.in_force_file.exists():
+        if texts[self.in_force_file] is not None:
             try:
-                self.in_force = load(self.in_force_file.read_bytes(), str(self.in_force_file), timezone)
+                self.in_force = load(texts[self.in_force_file] or "", str(self.in_force_file), timezone)
             except RulesError as e:
                 # never silently drop what was in force: the caller treats the file as the baseline
                 log.error("cannot read the rules in force (%s); the rules file becomes the baseline", e)
-        self.pending = _times(self.pending_file)
-        self.started = _times(self.started_file)
+        self.pending = _times(texts[self.pending_file])
+        self.started = _times(texts[self.started_file])
         self.decision: Decision | None = None
-        self._written: dict[Path, str] = {}  # what each file holds, so a quiet reconcile writes nothing
+        # what each file (and the journal) holds, so a quiet reconcile writes nothing; a restored
+        # file is missing here, so the next save writes it back
+        self._written: dict[Path, str] = {p: t for p, t in texts.items() if t is not None and t == _read(p)}
+
+    def _reconcile(self, kept: Mapping[str, str], journal_is_new: bool) -> dict[Path, str | None]:
+        """Each state file's text: the journal's copy where the file lacks it or differs."""
+        out: dict[Path, str | None] = {}
+        for path in (self.in_force_file, self.pending_file, self.started_file):
+            on_disk, copy = _read(path), kept.get(path.name)
+            if copy is not None and on_disk != copy:
+                how = "missing" if on_disk is None else "changed"
+                self.tampering.append(
+                    f"{path.name} was {how} while the daemon was stopped; the journal's copy is in force"
+                )
+                out[path] = copy
+            else:
+                out[path] = on_disk
+        if journal_is_new and not kept and out[self.in_force_file] is not None:
+            self.tampering.append(
+                "the journal was removed or replaced while the daemon was stopped (the rules in force "
+                "remain; the attempts logged before are gone from it)"
+            )
+        return out
 
     def decide(self, requested: Ruleset, now: dt.datetime) -> Decision:
         """Decide at trusted time ``now``; remembers the result (call ``save`` to persist it)."""
@@ -64,18 +108,34 @@ class Commitment:
         self.decision = d
         return d
 
-    def save(self) -> None:
-        """Persist in-force rules, pending changes and start times (call off the event loop)."""
+    def save(
+        self, keep: Callable[[str, str], None] | None = None, sync: Callable[[], object] | None = None
+    ) -> None:
+        """Persist in-force rules, pending changes and start times (call off the event loop).
+
+        ``keep(name, text)`` hands each changed file's text to the journal and ``sync`` waits until
+        it is committed, before the file is written: the journal's copy is never older than the file."""
         if self.in_force is None:
             return
-        for path, text in (
-            (self.in_force_file, dump(self.in_force)),
-            (self.pending_file, json.dumps({k: v.isoformat() for k, v in self.pending.items()})),
-            (self.started_file, json.dumps({k: v.isoformat() for k, v in self.started.items()})),
-        ):
-            if self._written.get(path) != text:
-                write_private(path, text)
-                self._written[path] = text
+        changed = [
+            (path, text)
+            for path, text in (
+                (self.in_force_file, dump(self.in_force)),
+                (self.pending_file, json.dumps({k: v.isoformat() for k, v in self.pending.items()})),
+                (self.started_file, json.dumps({k: v.isoformat() for k, v in self.started.items()})),
+            )
+            if self._written.get(path) != text
+        ]
+        if not changed:
+            return
+        if keep is not None:
+            for path, text in changed:
+                keep(path.name, text)
+            if sync is not None:
+                sync()
+        for path, text in changed:
+            write_private(path, text)
+            self._written[path] = text
 
     def pending_view(self) -> list[dict[str, Any]]:
         if self.decision is None:

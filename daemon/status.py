@@ -112,6 +112,7 @@ class Status:
     clock: ClockReport = field(default_factory=ClockReport)
     journal: JournalReport = field(default_factory=JournalReport)
     timezone: str | None = None  # the zone days are counted in (the block page's "today", stats)
+    tampering: list[str] = field(default_factory=list)  # state found changed at start, and restored
     running: bool = False
 
     def as_json(self) -> dict[str, Any]:

@@ -126,9 +126,14 @@ def explain(
         when = when.replace(tzinfo=zoneinfo.ZoneInfo(requested.settings.timezone))
     # Judge as the daemon would: loosening edits still in their cooling-off stay enforced.
     from ..commitment import Commitment
+    from ..journal.reader import kept_state
 
     p = pathmod.resolve(state_dir)
-    commitment = Commitment(p, requested.settings.timezone) if p.state_dir.exists() else None
+    commitment = (
+        Commitment(p, requested.settings.timezone, kept=kept_state(p.journal))
+        if p.state_dir.exists()
+        else None
+    )
     rs = commitment.decide(requested, when).effective if commitment else requested
     if process is not None:
         _explain_process(rs, process, when, commitment.started if commitment else None, as_json)

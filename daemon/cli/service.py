@@ -168,6 +168,8 @@ def status(as_json: bool, state_dir: Path | None) -> None:
     trusted = "trusted" if st.clock.trusted else "NOT trusted"
     click.echo(f"Clock:        {trusted}: {st.clock.detail}")
     click.echo(f"Journal:      {st.journal.error or 'ok'}")
+    for note in st.tampering:
+        click.echo(f"Tampering:    {note}")
     sys.exit(0 if pid else 3)
 
 

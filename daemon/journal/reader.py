@@ -177,6 +177,21 @@ def learned_ids(path: Path) -> list[tuple[str, str, str]]:
     return got
 
 
+def kept_state(path: Path) -> dict[str, str]:
+    """The commitment state the daemon kept in the journal (name → text), {} when there is none
+    (no journal yet, a journal from before schema 4, or one that cannot be read)."""
+    try:
+        con = open_readonly(path)
+    except JournalError:
+        return {}
+    try:
+        return {str(r[0]): str(r[1]) for r in con.execute("SELECT name, value FROM state")}
+    except sqlite3.DatabaseError:
+        return {}
+    finally:
+        con.close()
+
+
 # -- filters ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Filters:

@@ -204,6 +204,10 @@ class Journal:
     def learned(self, platform: str, value: str, person: str) -> None:
         self._put(["learned", (platform, value, person, iso(utcnow()))])
 
+    def keep_state(self, name: str, text: str) -> None:
+        """Keep one commitment state file's content (in-force rules, pending, started) in the journal."""
+        self._put(["state", (name, text, iso(utcnow()))])
+
     def event(self, kind: str, detail: str = "") -> None:
         self._put(["event", (iso(utcnow()), kind, detail)])
 
@@ -453,6 +457,7 @@ class Journal:
         notes: list[tuple[str, str]] = []
         learned: list[tuple[str, str, str, str]] = []
         events: list[tuple[str, str, str]] = []
+        kept: dict[str, tuple[str, str, str]] = {}
         for kind, v in entries:
             if kind == "attempt":
                 t = iso(v.time)
@@ -476,6 +481,8 @@ class Journal:
                 learned.append(v)
             elif kind == "event":
                 events.append(v)
+            elif kind == "state":
+                kept[v[0]] = v  # the last of a batch wins
         con = self._con
         assert con is not None
         con.execute("BEGIN IMMEDIATE")
@@ -507,6 +514,12 @@ class Journal:
                 con.executemany("INSERT OR IGNORE INTO learned VALUES (?, ?, ?, ?)", learned)
             if events:
                 con.executemany("INSERT INTO events (time, kind, detail) VALUES (?, ?, ?)", events)
+            if kept:
+                con.executemany(
+                    "INSERT INTO state (name, value, time) VALUES (?, ?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = excluded.value, time = excluded.time",
+                    list(kept.values()),
+                )
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):

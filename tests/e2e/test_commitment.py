@@ -226,3 +226,54 @@ def test_sigkill_during_a_block_is_journalled_at_the_next_start(tmp_path: Path, 
         assert [k for (k,) in con.execute("SELECT kind FROM events")].count("unclean stop") == 1
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "edited", "older"])
+def test_state_files_changed_while_stopped_are_restored_from_the_journal(
+    tmp_path: Path, origin: Origin, how: str
+) -> None:
+    d = start(tmp_path, origin, rules(cooling="1h"))
+    names = ("in-force.toml", "pending.json", "started.json")
+    wait_for(lambda: all((d.state / n).exists() for n in names), 10, "the state files")
+    older = {n: (d.state / n).read_text() for n in names}
+    try:
+        save(d.rules, rules(cooling="1h", people=""))  # a loosening: pending for an hour
+        wait_for(lambda: status_of(d).get("pending"), 5, "the loosening to be pending")
+    finally:
+        d.stop()
+    for name in ("in-force.toml", "pending.json", "started.json"):
+        f = d.state / name
+        if how == "deleted":
+            f.unlink()
+        elif how == "edited":  # as if the user had written what they wish were in force
+            f.write_text(rules(cooling="0s", people="") if name == "in-force.toml" else "{}")
+        else:  # put back as it was before the loosening was asked for
+            f.write_text(older[name])
+    d2 = start(tmp_path, origin, rules(cooling="1h", people=""), name="d")
+    try:
+        assert code(d2, SAM) == "403"  # the block is still in force
+        st = status_of(d2)
+        assert [p["change"] for p in st["pending"]] == ["stop blocking Sam"]  # type: ignore[index, union-attr]
+        # (older: in-force.toml was still the same, since the loosening had not applied; pending was not)
+        assert any("pending.json was" in t for t in st["tampering"])  # type: ignore[union-attr]
+        r = subprocess.run([ZC, "status", "--state-dir", str(d2.state)], capture_output=True, text=True)
+        assert "Tampering:" in r.stdout
+    finally:
+        d2.stop()
+    r = subprocess.run([ZC, "log", "--state-dir", str(d2.state)], capture_output=True, text=True)
+    assert "commitment: pending.json was" in r.stdout  # a bypass attempt in the user's own log
+    if how == "deleted":
+        assert (d2.state / "in-force.toml").exists()  # written back
+
+
+def test_a_removed_journal_is_noticed(tmp_path: Path, origin: Origin) -> None:
+    d = start(tmp_path, origin, rules())
+    d.stop()
+    for f in d.state.glob("journal.sqlite3*"):
+        f.unlink()
+    d2 = start(tmp_path, origin, rules(), name="d")
+    try:
+        assert code(d2, SAM) == "403"
+        assert any("journal was removed" in t for t in status_of(d2)["tampering"])  # type: ignore[union-attr]
+    finally:
+        d2.stop()
