@@ -34,7 +34,7 @@ from . import ca, sdnotify
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
-from .commitment import Commitment
+from .commitment import Commitment, UninstallRequest
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
@@ -178,6 +178,7 @@ class Daemon:
         self.process_watcher: ProcessWatcher | None = None
         self.runtime: Runtime | None = None
         self.today: DayCount | None = None
+        self.uninstall: UninstallRequest | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
@@ -463,7 +464,17 @@ class Daemon:
         """Wake at the next transition, persist state, and publish status (disk work off the loop)."""
         assert self.clock is not None and self.commitment is not None and self.schedule is not None
         pending = self.commitment.decision.pending if self.commitment.decision else ()
-        wake = [t for t in (new.state.next_change, *(p.due for p in pending)) if t is not None]
+        self.uninstall = await asyncio.to_thread(UninstallRequest.read, self.paths.uninstall_request)
+        cooling = new.rules.lock.cooling_off
+        wake = [
+            t
+            for t in (
+                new.state.next_change,
+                *(p.due for p in pending),
+                self.uninstall.due(cooling) if self.uninstall else None,
+            )
+            if t is not None
+        ]
         if wake:
             self.schedule.wake_in(min(wake) - self.clock.now())
         if self.process_watcher is not None:
@@ -515,7 +526,7 @@ class Daemon:
             people=people,
             apps=apps,
             next_transition=enf.state.next_change.isoformat() if enf.state.next_change else None,
-            pending=[PendingStatus(**p) for p in self.commitment.pending_view()],
+            pending=[PendingStatus(**p) for p in self.commitment.pending_view()] + self._uninstall_view(enf),
             cooling_off_seconds=enf.rules.lock.cooling_off.total_seconds(),
             last_reload=self.last_reload,
             clock=ClockReport(
@@ -526,6 +537,20 @@ class Daemon:
             tampering=list(self.commitment.tampering),
             running=True,
         )
+
+    def _uninstall_view(self, enf: Enforcement) -> list[PendingStatus]:
+        """An uninstall asked for during a block, as the pending loosening it is."""
+        u = self.uninstall
+        if u is None:
+            return []
+        return [
+            PendingStatus(
+                change="uninstall zerocontact" + (" and delete its journal and rules" if u.purge else ""),
+                key="uninstall",
+                since=u.requested.isoformat(),
+                applies_at=u.due(enf.rules.lock.cooling_off).isoformat(),
+            )
+        ]
 
     def apply_rules_text(self, data: bytes) -> None:
         """A new rules file (from the watcher or SIGHUP): validate, then commit; runs on the loop."""

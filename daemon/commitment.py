@@ -11,10 +11,11 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zerocontact.rules import RulesError, Ruleset, load
+from zerocontact.rules import RulesError, Ruleset, evaluate, load
 from zerocontact.rules.commit import Decision, decide
 from zerocontact.rules.dump import dump
 from zerocontact.rules.policy import entry_key
@@ -149,3 +150,42 @@ class Commitment:
             }
             for p in self.decision.pending
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class UninstallRequest:
+    """``zerocontact uninstall`` asked during a block: it runs once the cooling-off has passed."""
+
+    requested: dt.datetime
+    purge: bool
+
+    def due(self, cooling_off: dt.timedelta) -> dt.datetime:
+        return self.requested + cooling_off
+
+    def write(self, path: Path) -> None:
+        write_private(path, json.dumps({"requested": self.requested.isoformat(), "purge": self.purge}))
+
+    @classmethod
+    def read(cls, path: Path) -> UninstallRequest | None:
+        """The request, or None when there is none; a damaged file counts as asked now (never sooner)."""
+        text = _read(path)
+        if text is None:
+            return None
+        try:
+            d = json.loads(text)
+            t = dt.datetime.fromisoformat(d["requested"])
+            return cls(t if t.tzinfo else t.replace(tzinfo=dt.UTC), bool(d.get("purge")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls(dt.datetime.now(dt.UTC), True)
+
+
+def lock_in_force(paths: Paths, now: dt.datetime, timezone: str = "UTC") -> dt.timedelta | None:
+    """The cooling-off that holds a loosening back now: the rules in force (restored from the journal
+    as the daemon would) while one of their blocks is active; None when nothing is held."""
+    from .journal.reader import kept_state
+
+    c = Commitment(paths, timezone, kept=kept_state(paths.journal))
+    if c.in_force is None or c.in_force.lock.cooling_off <= dt.timedelta(0):
+        return None
+    state = evaluate(c.in_force, now, c.started)
+    return c.in_force.lock.cooling_off if state.people or state.apps else None

@@ -26,6 +26,7 @@ CLOCK = "clock.json"
 IN_FORCE = "in-force.toml"
 PENDING = "pending.json"
 STARTED = "started.json"
+UNINSTALL_REQUEST = "uninstall-requested.json"  # a loosening like any other: it waits (commitment)
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
 
 
@@ -92,6 +93,10 @@ class Paths:
     def started(self) -> Path:
         """When each block took effect (``for = "90d"`` counts from there)."""
         return self.state_dir / STARTED
+
+    @property
+    def uninstall_request(self) -> Path:
+        return self.state_dir / UNINSTALL_REQUEST
 
     @property
     def restart_marker(self) -> Path:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePath
@@ -221,9 +223,13 @@ def _refresh(root: Path, state_dir: Path | None, runner: SubprocessRunner) -> No
     default=Path("/"),
     help="Uninstall from this staging folder.",
 )
+@click.option("--cancel", is_flag=True, help="Withdraw an uninstall that waits out the cooling-off.")
 @state_dir_option
-def uninstall_cmd(purge: bool, root: Path, state_dir: Path | None) -> None:
-    """Revert every step install recorded. Your rules file and journal stay unless --purge."""
+def uninstall_cmd(purge: bool, root: Path, state_dir: Path | None, cancel: bool = False) -> None:
+    """Revert every step install recorded. Your rules file and journal stay unless --purge.
+
+    During a block with a cooling-off, uninstalling is a loosening like any other: the first call
+    asks for it, and it runs when called again once the cooling-off has passed."""
     root = root.absolute()
     found = find_manifest(root, state_dir)
     if found is None:
@@ -237,6 +243,8 @@ def uninstall_cmd(purge: bool, root: Path, state_dir: Path | None) -> None:
     mode, path = found
     if mode == "system" and root == Path("/") and _euid() != 0:
         raise UserError("the installation is system-wide: run `sudo zerocontact uninstall`")
+    if not _lock_allows_uninstall(path, purge, cancel):
+        return
     try:
         done = planmod.uninstall(path, SubprocessRunner(), lambda line: click.echo(f"  {line}"), purge=purge)
     except InstallError as e:
@@ -249,6 +257,52 @@ def uninstall_cmd(purge: bool, root: Path, state_dir: Path | None) -> None:
         click.echo("uninstalled, and your journal and rules were deleted.")
     else:
         click.echo("uninstalled. Your rules file and journal were kept (`uninstall --purge` deletes them).")
+
+
+def _lock_allows_uninstall(manifest_path: Path, purge: bool, cancel: bool) -> bool:
+    """True when uninstalling may go ahead now. During an active block with a cooling-off it is a
+    pending change: asked for once, due after the cooling-off, and only if asked for again then.
+    Time is the running daemon's trusted time (its last published status), else this clock."""
+    from zerocontact.daemon.commitment import UninstallRequest, lock_in_force
+    from zerocontact.daemon.paths import Paths
+    from zerocontact.daemon.status import Runtime, Status
+    from zerocontact.installer.ops import Manifest
+
+    ctx = planmod.context_from_manifest(Manifest.load(manifest_path))
+    paths = Paths(config_dir=ctx.at(ctx.config_dir), state_dir=ctx.at(ctx.state_dir))
+    request = UninstallRequest.read(paths.uninstall_request)
+    if cancel:
+        with contextlib.suppress(FileNotFoundError):
+            paths.uninstall_request.unlink()
+        click.echo(
+            "the uninstall request is withdrawn: zerocontact stays installed"
+            if request
+            else "no uninstall was waiting"
+        )
+        return False
+    rt, st = Runtime.read(paths.runtime), Status.read(paths.status)
+    now = dt.datetime.now(dt.UTC)
+    if rt is not None and rt.alive() and st is not None and st.trusted_time:
+        now = dt.datetime.fromisoformat(st.trusted_time)
+    cooling = lock_in_force(paths, now)
+    if cooling is None or (request is not None and now >= request.due(cooling) and request.purge >= purge):
+        with contextlib.suppress(FileNotFoundError):
+            paths.uninstall_request.unlink()  # asked for, waited out, asked again: done with
+        return True
+    if request is None or (purge and not request.purge):
+        request = UninstallRequest(now, purge)
+        request.write(paths.uninstall_request)
+        if rt is not None and rt.alive() and hasattr(signal, "SIGHUP"):
+            with contextlib.suppress(OSError):  # the daemon re-reads: status shows it pending now
+                os.kill(rt.pid, signal.SIGHUP)
+    due = request.due(cooling)
+    when = due.astimezone().strftime("%a %d %b %H:%M")
+    click.echo(
+        f"A block is active, so uninstalling waits out your cooling-off ({cooling}), like any other "
+        f"loosening.\nRun `zerocontact uninstall{' --purge' if purge else ''}` again after {when} to "
+        "finish; until then everything stays as it is. `zerocontact uninstall --cancel` withdraws it."
+    )
+    sys.exit(3)
 
 
 # -- doctor -------------------------------------------------------------------------------------------

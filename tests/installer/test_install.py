@@ -246,3 +246,60 @@ def test_doctor_asks_the_running_daemon(tmp_path: Path) -> None:
     )
     r = zc("doctor", "--state-dir", str(d.state))  # stopped now: the hole is named, with the fix
     assert r.returncode == 1 and "FAIL  daemon" in r.stdout and "fix: start it" in r.stdout
+
+
+def test_uninstall_during_a_block_waits_out_the_cooling_off(staging: Path, tmp_path: Path) -> None:
+    """Uninstall is a loosening: asked during a block it is pending (status shows it, nothing is
+    removed, the block holds); asked again once the cooling-off has passed, it runs."""
+    from zctest.e2e import start_daemon
+    from zctest.support import need_tool, wait_for
+
+    rules = RULES.replace("[[person]]", '[lock]\ncooling_off = "4s"\n\n[[person]]', 1)
+    src = tmp_path / "rules.toml"
+    src.write_text(rules)
+    zc("install", "--user", "--rules", str(src), "--root", str(staging), check=True)
+    home = Path(os.environ["HOME"]).relative_to("/")
+    state = staging / home / ".local/state/zerocontact"
+    unit = staging / home / ".config/systemd/user/zerocontact.service"
+    d = start_daemon(tmp_path, rules, name="installed", state_dir=state)
+    try:
+        r = zc("uninstall", "--root", str(staging))
+        assert r.returncode == 3 and "waits out your cooling-off" in r.stdout, r.stdout + r.stderr
+        assert unit.exists()  # nothing was removed
+        wait_for(
+            lambda: any(
+                p["key"] == "uninstall"
+                for p in json.loads(zc("status", "--json", "--state-dir", str(state)).stdout)["pending"]
+            ),
+            10,
+            "status to show the pending uninstall",
+        )
+        curl = subprocess.run(
+            [
+                need_tool("curl"),
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-x",
+                f"http://{d.proxy}",
+                "http://www.instagram.com/sam.example/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert curl.stdout == "403"  # enforcement unchanged
+        assert zc("uninstall", "--root", str(staging)).returncode == 3  # asked again too soon
+        assert zc("uninstall", "--root", str(staging), "--cancel").returncode == 0
+        assert not (state / "uninstall-requested.json").exists()
+        assert zc("uninstall", "--root", str(staging)).returncode == 3  # a new request, a new wait
+        done = wait_for(
+            lambda: (r := zc("uninstall", "--root", str(staging))).returncode == 0 and r,
+            20,
+            "the cooling-off to pass and the uninstall to run",
+        )
+        assert "uninstalled" in done.stdout and not unit.exists()
+    finally:
+        d.stop()

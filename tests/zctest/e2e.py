@@ -140,8 +140,9 @@ def start_daemon(
     extra: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     name: str = "d",
+    state_dir: Path | None = None,
 ) -> Daemon:
-    state = tmp_path / f"state-{name}"
+    state = state_dir or tmp_path / f"state-{name}"
     rules_file = tmp_path / f"rules-{name}.toml"
     rules_file.write_text(rules)
     log = tmp_path / f"daemon-{name}.log"
