@@ -193,7 +193,8 @@ def test_refresh_follows_a_new_platform_and_never_narrows_during_a_cooling_off(
     assert "nothing to refresh" in zc("install", "--refresh", "--root", str(staging), check=True).stdout
     zc("install", "--user", "--root", str(staging), check=True)
     assert "tiktok.com" in ca.inspect((state / "ca/mitmproxy-ca-cert.pem").read_bytes()).permitted
-    zc("uninstall", "--purge", "--root", str(staging), check=True)
+    # and with Sam blocked under the default 24 h cooling-off, uninstalling waits as well
+    assert zc("uninstall", "--purge", "--root", str(staging)).returncode == 3
 
 
 def test_doctor_on_a_staged_installation(staging: Path, rules_file: Path) -> None:
@@ -254,7 +255,8 @@ def test_uninstall_during_a_block_waits_out_the_cooling_off(staging: Path, tmp_p
     from zctest.e2e import start_daemon
     from zctest.support import need_tool, wait_for
 
-    rules = RULES.replace("[[person]]", '[lock]\ncooling_off = "4s"\n\n[[person]]', 1)
+    # long enough that a loaded machine cannot let it pass between two commands
+    rules = RULES.replace("[[person]]", '[lock]\ncooling_off = "15s"\n\n[[person]]', 1)
     src = tmp_path / "rules.toml"
     src.write_text(rules)
     zc("install", "--user", "--rules", str(src), "--root", str(staging), check=True)
