@@ -299,7 +299,7 @@ def test_uninstall_during_a_block_waits_out_the_cooling_off(staging: Path, tmp_p
         assert zc("uninstall", "--root", str(staging)).returncode == 3  # a new request, a new wait
         done = wait_for(
             lambda: (r := zc("uninstall", "--root", str(staging))).returncode == 0 and r,
-            20,
+            45,
             "the cooling-off to pass and the uninstall to run",
         )
         assert "uninstalled" in done.stdout and not unit.exists()
