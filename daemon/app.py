@@ -36,7 +36,7 @@ from .clock import ClockStatus, TrustedClock
 from .commitment import Commitment
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
-from .pac import PacServer, pac
+from .pac import PacServer, pac, proxy_address
 from .paths import Paths, system_mode
 from .proxy import Proxy
 from .reloader import RulesFileWatcher
@@ -274,8 +274,8 @@ class Daemon:
             )
         self.runtime = Runtime(
             pid=os.getpid(),
-            proxy=f"{self.proxy_addr[0]}:{self.proxy_addr[1]}",
-            pac=f"http://{host}:{pac_port}/proxy.pac",
+            proxy=proxy_address(*self.proxy_addr),  # "[::1]:8341" for IPv6, as URLs and curl -x want it
+            pac=f"http://{proxy_address(host, pac_port)}/proxy.pac",
             ca=str(ca_cert),
             rules=str(self.opts.rules_path) if self.opts.rules_path else "(embedded sample)",
             started=dt.datetime.now(dt.UTC).isoformat(),

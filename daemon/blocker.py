@@ -64,6 +64,14 @@ class Blocker:
         self._today = _Today(self._local_day(), self.today_count)
 
     # -- hooks ------------------------------------------------------------------------------------
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        # "www.instagram.com." is the same host fully qualified: tunnel to the plain name, so the
+        # certificate mitmproxy makes names it (a trailing dot falls outside the CA's name
+        # constraints) and every later check sees one spelling.
+        host = flow.request.host
+        if host.endswith(".") or host != host.lower():
+            flow.request.host = host.lower().rstrip(".") or host
+
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
@@ -355,7 +363,7 @@ class RedirectUpstream:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
-        target = self.mapping.get(flow.request.pretty_host.lower())
+        target = self.mapping.get(flow.request.pretty_host.lower().rstrip("."))
         if target:
             flow.request.scheme = "http"
             flow.request.host, flow.request.port = target

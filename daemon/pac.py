@@ -16,17 +16,27 @@ from pathlib import Path
 log = logging.getLogger("zerocontact.pac")
 
 
+def proxy_address(host: str, port: int) -> str:
+    """``host:port`` as PAC files, URLs and proxy settings write it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def pac(hosts: list[str], proxy: tuple[str, int]) -> str:
-    """A PAC script sending ``hosts`` (and their subdomains) to the proxy and everything else DIRECT."""
+    """A PAC script sending ``hosts`` (and their subdomains) to the proxy and everything else DIRECT.
+
+    The host is lower-cased and loses its trailing dots first: ``www.instagram.com.`` is the same
+    name (fully qualified) and must not slip past as DIRECT.
+    """
+    targets = sorted({h.lower().rstrip(".") for h in hosts})
     return (
         "// zerocontact: only the platforms your rules target go through the local proxy.\n"
-        "var TARGETS = " + json.dumps(sorted(hosts)) + ";\n"
+        "var TARGETS = " + json.dumps(targets) + ";\n"
         "function FindProxyForURL(url, host) {\n"
-        "  host = host.toLowerCase();\n"
+        "  host = host.toLowerCase().replace(/\\.+$/, '');\n"
         "  for (var i = 0; i < TARGETS.length; i++) {\n"
         "    var t = TARGETS[i];\n"
         "    if (host == t || dnsDomainIs(host, '.' + t)) {\n"
-        f"      return 'PROXY {proxy[0]}:{proxy[1]}';\n"
+        f"      return 'PROXY {proxy_address(*proxy)}';\n"
         "    }\n"
         "  }\n"
         "  return 'DIRECT';\n"

@@ -264,7 +264,7 @@ def check_runtime(
     )
     host, _, port = proxy.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=2):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):  # "[::1]:8341"
             pass
         out.append(Check("proxy", OK, f"{proxy} accepts connections"))
     except (OSError, ValueError) as e:
