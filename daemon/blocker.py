@@ -8,6 +8,7 @@ Hooks never touch the disk or scan processes: journal writes are queued, lookups
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -77,13 +78,15 @@ class Blocker:
             return
         enf = self.enforcement
         req = flow.request
-        if req.path.startswith("/.zerocontact/") and enf.matcher.platforms_for(req.pretty_host):
-            self._own_endpoint(flow)
+        views = self._views(flow)
+        targeted = [h for h in views if enf.matcher.platforms_for(h)]
+        if req.path.startswith("/.zerocontact/") and targeted:
+            self._own_endpoint(flow)  # never forwarded, whichever name the request gives
             return
         try:
-            verdict = enf.matcher.judge(self._request(flow), enf.active)
+            verdict = self._judge(flow, views)
         except Exception as e:  # fail closed, but only for hosts the rules target
-            if not enf.matcher.platforms_for(req.pretty_host):
+            if not targeted:
                 return
             log.exception("error while judging %s %s; blocking it", req.method, req.pretty_host)
             verdict = Verdict(
@@ -95,6 +98,45 @@ class Blocker:
             self._block(flow, verdict)
         elif verdict.needs_response or (verdict.targeted and verdict.platform):
             flow.metadata["zerocontact"] = verdict
+
+    @staticmethod
+    def _views(flow: http.HTTPFlow) -> list[str]:
+        """Every host name this request is about, normalised, the Host header (or :authority) first.
+
+        Inside a decrypted tunnel the request travels to the host the tunnel was opened for (CONNECT,
+        and the TLS SNI), whatever its Host header says: ``Host: evil.example`` inside a tunnel to
+        www.instagram.com still reaches Instagram. A plain-HTTP request goes to its absolute URL's
+        host. So each of these names is judged, and the request is blocked if any view blocks.
+        """
+        r = flow.request
+        names = [r.pretty_host, r.host, flow.client_conn.sni or ""]
+        if flow.server_conn.address:
+            names.append(str(flow.server_conn.address[0]))
+        out: list[str] = []
+        for n in names:
+            h = n.lower().rstrip(".")
+            if h and h not in out:
+                out.append(h)
+        return out
+
+    def _judge(self, flow: http.HTTPFlow, views: list[str]) -> Verdict:
+        """The verdict over every view: the first that blocks, else the first that targets a
+        platform (its response is checked), else the Host header's."""
+        enf = self.enforcement
+        r = flow.request
+        base = self._request(flow)  # decoded once: its URL names the Host header's host
+        path = r.path if r.path.startswith("/") else "/"
+        reqs = [base] + [
+            dataclasses.replace(base, url=f"{r.scheme}://{f'[{h}]' if ':' in h else h}{path}")
+            for h in views
+            if h != base.host
+        ]
+        verdicts = [enf.matcher.judge(q, enf.active) for q in reqs]
+        return (
+            next((v for v in verdicts if v.block), None)
+            or next((v for v in verdicts if v.targeted or v.needs_response), None)
+            or verdicts[0]
+        )
 
     def response(self, flow: http.HTTPFlow) -> None:
         verdict: Verdict | None = flow.metadata.get("zerocontact")
@@ -363,7 +405,11 @@ class RedirectUpstream:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
-        target = self.mapping.get(flow.request.pretty_host.lower().rstrip("."))
+        # by the Host header, else by the tunnel's host: a forged Host header cannot send a test's
+        # request out to the real platform
+        target = self.mapping.get(flow.request.pretty_host.lower().rstrip(".")) or self.mapping.get(
+            flow.request.host.lower().rstrip(".")
+        )
         if target:
             flow.request.scheme = "http"
             flow.request.host, flow.request.port = target

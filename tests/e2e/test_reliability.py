@@ -21,7 +21,18 @@ BLOCKED = 'data-zerocontact="blocked"'
 
 @pytest.fixture
 def dotted(tmp_path: Path, origin: Origin) -> Iterator[Daemon]:
-    d = start_daemon(tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"))
+    """The daemon, with allowed requests for Instagram and for evil.example sent to the local origin
+    (so a request that wrongly passes is seen arriving there, not sent anywhere)."""
+    local = f"127.0.0.1:{origin.port}"
+    d = start_daemon(
+        tmp_path,
+        extra=(
+            "--redirect-upstream",
+            f"www.instagram.com={local}",
+            "--redirect-upstream",
+            f"evil.example={local}",
+        ),
+    )
     yield d
     d.stop()
 
@@ -47,3 +58,31 @@ def test_an_ipv6_loopback_daemon_writes_a_pac_browsers_can_read(tmp_path: Path) 
         assert BLOCKED in r.stdout, r.stderr
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize("version", ["--http1.1", "--http2"])
+def test_a_forged_host_header_is_judged_as_the_tunnels_host(dotted: Daemon, version: str) -> None:
+    """Inside a tunnel to www.instagram.com, ``Host: evil.example`` (HTTP/2: ``:authority``) still
+    reaches Instagram's connection, so the request is judged as Instagram's too."""
+    r = curl(
+        dotted,
+        version,
+        "-H",
+        "Host: evil.example",
+        "-w",
+        "\n%{http_code} %{http_version}",
+        "https://www.instagram.com/sam.example/",
+    )
+    assert r.returncode == 0, r.stderr
+    assert BLOCKED in r.stdout, r.stdout[-300:]
+    assert r.stdout.endswith("403 " + ("2" if version == "--http2" else "1.1")), r.stdout[-100:]
+    # an allowed page with a forged Host still passes on (to the local origin standing in)
+    r = curl(dotted, version, "-H", "Host: evil.example", "https://www.instagram.com/someone.else/")
+    assert r.stdout == "origin says hi /someone.else/", r.stderr
+
+
+def test_a_forged_host_header_on_plain_http_is_judged_as_the_url_host(dotted: Daemon) -> None:
+    r = curl(
+        dotted, "-H", "Host: evil.example", "-w", "\n%{http_code}", "http://www.instagram.com/sam.example/"
+    )
+    assert r.stdout.endswith("\n403") and BLOCKED in r.stdout, r.stdout[-300:]
