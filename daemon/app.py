@@ -40,6 +40,7 @@ from .pac import PacServer, pac, proxy_address
 from .paths import Paths, system_mode
 from .proxy import Proxy
 from .reloader import RulesFileWatcher
+from .rulesfile import RulesFileError, read_rules_file
 from .schedule import Schedule
 from .status import (
     AppStatus,
@@ -261,7 +262,11 @@ class Daemon:
         await life.enter("schedule", schedule.start, schedule.stop)
         if self.opts.rules_path is not None:
             watcher = self.rules_file_watcher = RulesFileWatcher(
-                self.opts.rules_path, loop, self.apply_rules_text, initial=self.opts.rules_bytes
+                self.opts.rules_path,
+                loop,
+                self.apply_rules_text,
+                initial=self.opts.rules_bytes,
+                on_error=self._unreadable_rules,
             )
 
             async def start_watcher() -> None:
@@ -507,18 +512,26 @@ class Daemon:
         log.info("reloaded %s: %s", path, rules.summary())
         self._spawn(self.reconcile())
 
+    def _unreadable_rules(self, problem: str) -> None:
+        """The rules file cannot be read (from the watcher or SIGHUP): the last good rules stay, and
+        ``status`` says why."""
+        self.last_reload = ReloadStatus(
+            ok=False, time=dt.datetime.now(dt.UTC).isoformat(), detail=f"kept the last good rules: {problem}"
+        )
+        log.error("%s; the last good rules stay in force", problem)
+        if self.blocker is not None:
+            self._spawn(self._after_change(self.blocker.enforcement))
+
     async def reload_from_disk(self, why: str) -> None:
         if self.opts.rules_path is None or self.blocker is None:  # nothing to reload into yet
             return
         try:
-            data = await asyncio.to_thread(self.opts.rules_path.read_bytes)
+            data = await asyncio.to_thread(read_rules_file, self.opts.rules_path)
+        except RulesFileError as e:  # a FIFO or a device put in its place: refused, never read
+            self._unreadable_rules(f"{why}: {e}")
+            return
         except OSError as e:
-            self.last_reload = ReloadStatus(
-                ok=False,
-                time=dt.datetime.now(dt.UTC).isoformat(),
-                detail=f"{why}: cannot read {self.opts.rules_path}: {e.strerror}",
-            )
-            log.error("%s", self.last_reload.detail)
+            self._unreadable_rules(f"{why}: cannot read {self.opts.rules_path}: {e.strerror}")
             return
         log.info("%s: reloading %s", why, self.opts.rules_path)
         self.apply_rules_text(data)

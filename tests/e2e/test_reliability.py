@@ -5,18 +5,30 @@ Every request stays on loopback: allowed traffic is redirected to the local orig
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Daemon, Origin, start_daemon
+from tests.e2e.conftest import RULES, ZC, Daemon, Origin, start_daemon
 from tests.e2e.test_daemon import curl
-from tests.support import need_tool
+from tests.support import need_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 BLOCKED = 'data-zerocontact="blocked"'
+
+
+def status(d: Daemon) -> dict[str, Any]:
+    r = subprocess.run([ZC, "status", "--json", "--state-dir", str(d.state)], capture_output=True, text=True)
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+def status_text(d: Daemon) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ZC, "status", "--state-dir", str(d.state)], capture_output=True, text=True)
 
 
 @pytest.fixture
@@ -86,3 +98,33 @@ def test_a_forged_host_header_on_plain_http_is_judged_as_the_url_host(dotted: Da
         dotted, "-H", "Host: evil.example", "-w", "\n%{http_code}", "http://www.instagram.com/sam.example/"
     )
     assert r.stdout.endswith("\n403") and BLOCKED in r.stdout, r.stdout[-300:]
+
+
+@pytest.mark.parametrize("bad", ["fifo", "dev-zero"])
+def test_a_fifo_or_dev_zero_renamed_over_the_rules_is_reported_and_hot_reload_lives_on(
+    tmp_path: Path, bad: str
+) -> None:
+    d = start_daemon(tmp_path)
+    try:
+        staged = tmp_path / "staged"
+        if bad == "fifo":
+            os.mkfifo(staged)
+        else:
+            staged.symlink_to("/dev/zero")
+        os.replace(staged, d.rules)
+        kind = "a FIFO (named pipe)" if bad == "fifo" else "a character device"
+        reload = wait_for(
+            lambda: (r := status(d)["last_reload"]) and not r["ok"] and r, 10, "the bad file to be reported"
+        )
+        assert f"is {kind}: zerocontact reads its rules only from a regular file" in reload["detail"]
+        assert "kept the last good rules" in reload["detail"]
+        assert "Last reload:  FAILED: kept the last good rules" in status_text(d).stdout
+        # a real edit afterwards (a tightening: applies at once) still reaches the daemon
+        staged.unlink(missing_ok=True)
+        staged.write_text(RULES + '[[person]]\nname = "Alex"\naccounts = { x = "alexexample" }\n')
+        os.replace(staged, d.rules)
+        wait_for(lambda: len(status(d)["people"]) == 2, 10, "the edit to be applied")
+        assert status(d)["last_reload"]["ok"] is True
+        assert "Traceback" not in d.output()
+    finally:
+        d.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,17 @@ def test_explain_process_says_what_the_watcher_would_do(tmp_path: Path) -> None:
     assert json.loads(r.stdout.splitlines()[0])["verdict"] != "allow"
     r = run("explain", "--rules", str(rules), "--process", "999999999")
     assert r.returncode == 1 and "no process with PID" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rules_check_refuses_a_fifo_and_a_link_to_dev_zero_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.toml"
+    zero.symlink_to("/dev/zero")
+    for path, kind in ((fifo, "a FIFO (named pipe)"), (zero, "a character device")):
+        for args in (("rules", "check", str(path)), ("run", "--rules", str(path), "--port", "0")):
+            # a blocked open or an endless read would run into the timeout (and fail the test)
+            r = subprocess.run([ZC, *args], capture_output=True, text=True, timeout=20)
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            assert f"is {kind}: zerocontact reads its rules only from a regular file" in r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr  # one clear line
