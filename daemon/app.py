@@ -178,6 +178,7 @@ class Daemon:
         self.runtime: Runtime | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
+        self.problems: dict[str, str] = {}  # what keeps the daemon from its whole job, by kind
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
 
     @property
@@ -401,13 +402,40 @@ class Daemon:
         )
 
     async def reconcile(self) -> None:
-        """Re-decide from the rules and trusted time: catches transitions, due loosenings, clock jumps."""
+        """Re-decide from the rules and trusted time: catches transitions, due loosenings, clock jumps.
+
+        It runs every 30 s and must never raise: if deciding fails (a bug, or a state value no rule
+        can produce), what is in force stays, the problem is logged once and published in
+        ``status``, and the next run tries again."""
         assert self.blocker is not None and self.clock is not None
         self.clock.check()
         old = self.blocker.enforcement
-        new = self._decide(old)
+        try:
+            new = self._decide(old)
+        except Exception as e:
+            self._problem(
+                "decide",
+                f"cannot re-decide what is in force ({type(e).__name__}: {e}); the last decision stays",
+                exc=e,
+            )
+            await self._after_change(old)
+            return
+        self._solved("decide")
         self._swap(old, new)
         await self._after_change(new)
+
+    def _problem(self, key: str, text: str, exc: BaseException | None = None) -> None:
+        """Something keeps the daemon from doing all of its job: logged once (not every 30 s), and
+        listed in ``status`` and ``doctor`` until ``_solved``."""
+        if self.problems.get(key) == text:
+            return
+        self.problems[key] = text
+        log.error("%s", text, exc_info=exc)
+
+    def _solved(self, key: str) -> None:
+        text = self.problems.pop(key, None)
+        if text is not None:
+            log.info("resolved: %s", text)
 
     def _swap(self, old: Enforcement, new: Enforcement) -> None:
         assert self.blocker is not None and self.proxy is not None
@@ -492,6 +520,7 @@ class Daemon:
                 trusted=clock.trusted, skew_seconds=round(clock.skew_seconds, 1), detail=clock.detail
             ),
             journal=JournalReport(error=self.journal.error),
+            problems=list(self.problems.values()),
             running=True,
         )
 

@@ -111,6 +111,7 @@ class Status:
     last_reload: ReloadStatus = field(default_factory=ReloadStatus)
     clock: ClockReport = field(default_factory=ClockReport)
     journal: JournalReport = field(default_factory=JournalReport)
+    problems: list[str] = field(default_factory=list)  # what keeps the daemon from its whole job
     running: bool = False
 
     def as_json(self) -> dict[str, Any]:

@@ -314,6 +314,12 @@ def check_runtime(
                 "free disk space / check permissions of the state directory",
             )
         )
+    user = "" if ctx.mode == "system" else " --user"
+    logs = "see the daemon's log" + (
+        f": {_sudo(ctx)}journalctl{user} -u zerocontact" if ctx.os == "linux" else ""
+    )
+    for problem in status.problems:  # the daemon runs, but not all of its job gets done
+        out.append(Check("daemon", FAIL, problem, logs))
     return out
 
 

@@ -21,6 +21,9 @@ from .platforms import Platform, compile_template, presets, site_platform
 from .schema import (
     APP_ACTIONS,
     DEFAULT_SURFACES,
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_DURATION,
     SCHEDULE_DOCS,
     SURFACES,
     Account,
@@ -58,7 +61,21 @@ def parse_duration(text: str) -> dt.timedelta:
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f'{text!r} is not a duration; write e.g. "90d", "24h", "1d12h" or "30m"')
+    if not total <= MAX_DURATION.total_seconds():  # also catches inf ("1" and 400 zeros, "d")
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{shown!r} is longer than 100 years, the longest duration zerocontact accepts")
     return dt.timedelta(seconds=total)
+
+
+def _duration(ctx: _Ctx, key: str, value: Any, example: str, forever: str) -> dt.timedelta | None:
+    """A bounded duration at ``key``; ``forever`` says how to write "no end" for this key."""
+    if not _typed(ctx, key, value, str, f'a duration like "{example}"'):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        ctx.error(key, f"{e}{'; ' + forever if 'longer than' in str(e) else ''}")
+        return None
 
 
 def parse_window(text: str) -> Window:
@@ -185,6 +202,14 @@ def _until(ctx: _Ctx, key: str, value: Any, tz: str) -> dt.datetime | None:
         except ValueError:
             ctx.error(key, f"{value!r} is not a date; write 2027-03-01 or 2027-03-01T18:00")
             return None
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if isinstance(day, dt.date) and not EARLIEST_DATE <= day <= LATEST_DATE:
+        ctx.error(
+            key,
+            f"{day.isoformat()} is not between {EARLIEST_DATE.year} and {LATEST_DATE.year}, the years "
+            "zerocontact accepts; to block with no end, leave out both until and for",
+        )
+        return None
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=zone)
     if isinstance(value, dt.date):
@@ -197,8 +222,10 @@ def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> 
     tz = _timezone(ctx, f"{where}.timezone", table.get("timezone"), default_tz)
     until = _until(ctx, f"{where}.until", table["until"], tz) if "until" in table else None
     duration = None
-    if "for" in table and _typed(ctx, f"{where}.for", table["for"], str, 'a duration like "90d"'):
-        duration = ctx.check(f"{where}.for", lambda: parse_duration(table["for"]))
+    if "for" in table:
+        duration = _duration(
+            ctx, f"{where}.for", table["for"], "90d", "to block with no end, leave out both until and for"
+        )
         if duration is not None and duration <= dt.timedelta(0):
             ctx.error(f"{where}.for", "must be longer than zero")
     if "until" in table and "for" in table:
@@ -455,10 +482,14 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     _unknown_keys(ctx, "settings", settings_raw, list(toml_keys(Settings)))
     tz = _timezone(ctx, "settings.timezone", settings_raw.get("timezone"), default_timezone)
     retention = None
-    if "retention" in settings_raw and _typed(
-        ctx, "settings.retention", settings_raw["retention"], str, 'a duration like "365d"'
-    ):
-        retention = ctx.check("settings.retention", lambda: parse_duration(settings_raw["retention"]))
+    if "retention" in settings_raw:
+        retention = _duration(
+            ctx,
+            "settings.retention",
+            settings_raw["retention"],
+            "365d",
+            "to keep attempts for as long as the log exists, leave retention out",
+        )
     show_name = settings_raw.get("show_name", False)
     _typed(ctx, "settings.show_name", show_name, bool, "true or false")
     bypass = settings_raw.get("bypass_detection", True)
@@ -474,10 +505,14 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     lock_raw = _table(ctx, "lock", doc.get("lock", {})) or {}
     _unknown_keys(ctx, "lock", lock_raw, list(toml_keys(Lock)))
     lock = Lock()
-    if "cooling_off" in lock_raw and _typed(
-        ctx, "lock.cooling_off", lock_raw["cooling_off"], str, 'a duration like "24h"'
-    ):
-        c = ctx.check("lock.cooling_off", lambda: parse_duration(lock_raw["cooling_off"]))
+    if "cooling_off" in lock_raw:
+        c = _duration(
+            ctx,
+            "lock.cooling_off",
+            lock_raw["cooling_off"],
+            "24h",
+            "a cooling-off is usually a day to a few weeks",
+        )
         if c is not None:
             lock = Lock(cooling_off=c)
 

@@ -168,6 +168,8 @@ def status(as_json: bool, state_dir: Path | None) -> None:
     trusted = "trusted" if st.clock.trusted else "NOT trusted"
     click.echo(f"Clock:        {trusted}: {st.clock.detail}")
     click.echo(f"Journal:      {st.journal.error or 'ok'}")
+    for problem in st.problems:
+        click.echo(f"Problem:      {problem}")
     sys.exit(0 if pid else 3)
 
 

@@ -128,3 +128,19 @@ def test_a_fifo_or_dev_zero_renamed_over_the_rules_is_reported_and_hot_reload_li
         assert "Traceback" not in d.output()
     finally:
         d.stop()
+
+
+def test_a_forever_duration_saved_while_running_is_refused_and_the_block_holds(
+    tmp_path: Path, origin: Origin
+) -> None:
+    d = start_daemon(tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"))
+    try:
+        d.rules.write_text(RULES + 'for = "9999999d"\n')
+        reload = wait_for(
+            lambda: (r := status(d)["last_reload"]) and not r["ok"] and r, 10, "the edit to be refused"
+        )
+        assert "person[1].for: '9999999d' is longer than 100 years" in reload["detail"]
+        assert BLOCKED in curl(d, "https://www.instagram.com/sam.example/").stdout
+        assert status(d)["problems"] == [] and "Traceback" not in d.output()
+    finally:
+        d.stop()

@@ -149,3 +149,14 @@ def test_rules_check_refuses_a_fifo_and_a_link_to_dev_zero_at_once(tmp_path: Pat
             assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
             assert f"is {kind}: zerocontact reads its rules only from a regular file" in r.stderr
             assert r.stderr.count("\n") == 1, r.stderr  # one clear line
+
+
+def test_rules_check_and_run_refuse_a_forever_duration(tmp_path: Path) -> None:
+    path = tmp_path / "forever.toml"
+    path.write_text(RULES + 'for = "9999999d"\n[lock]\ncooling_off = "9999999d"\n')
+    for args in (("rules", "check", str(path)), ("run", "--rules", str(path), "--port", "0")):
+        r = run(*args)
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "OverflowError" not in r.stderr
+        assert "2 problems" in r.stderr
+        assert "person[1].for: '9999999d' is longer than 100 years" in r.stderr
+        assert "lock.cooling_off: '9999999d' is longer than 100 years" in r.stderr
