@@ -107,6 +107,64 @@ def parse_window(text: str) -> Window:
     return Window(times[0], times[1], frozenset(days), text.strip())
 
 
+_ESCAPE_CLASSES = set("dDwWsS")
+_QUANTIFIER = re.compile(r"\*|\+|\?|\{(\d*)(,?)(\d*)\}")
+MAX_HANDLE_PATTERN = 200
+
+
+def handle_pattern_problem(pattern: str) -> str | None:
+    """Why a ``[[site]] handle`` regex is refused, or None if it is in the safe subset.
+
+    Python's regex engine backtracks, so ``(a+)+`` takes exponential time on ``aaaa…!`` — in
+    ``rules check`` and, worse, on the proxy's loop for a crafted URL. A handle is one run of
+    characters, so the subset is: a sequence of single-character atoms (a literal, an escape like
+    ``\\.``, ``\\d``, ``\\w``, ``.``, or a class ``[...]``), each with an optional count, at most one of
+    them variable (``+``, ``*``, ``?``, ``{1,64}``), optionally between ``^`` and ``$``. With no
+    groups, alternation, backreferences or lookarounds, and one variable count, a full match of a
+    path segment takes linear time."""
+    if len(pattern) > MAX_HANDLE_PATTERN:
+        return f"longer than {MAX_HANDLE_PATTERN} characters"
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    if body.endswith("$") and not body.endswith("\\$"):
+        body = body[:-1]
+    i, variable = 0, 0
+    while i < len(body):
+        c = body[i]
+        if c == "[":
+            j = i + 1
+            if body[j : j + 1] == "^":
+                j += 1
+            if body[j : j + 1] == "]":
+                j += 1  # a leading ] is a literal
+            while j < len(body) and body[j] != "]":
+                j += 2 if body[j] == "\\" else 1
+            if j >= len(body):
+                return "an unclosed character class"
+            i = j + 1
+        elif c == "\\":
+            nxt = body[i + 1 : i + 2]
+            if nxt.isalnum() and nxt not in _ESCAPE_CLASSES:
+                return f"\\{nxt} is not allowed (use \\d, \\w, \\s or a class like [A-Za-z0-9_.])"
+            i += 2
+        elif c in "()|":
+            return "groups and alternation ( ) | are not allowed"
+        elif c in "*+?{^$":
+            return f"{c!r} has nothing to repeat or is misplaced"
+        else:
+            i += 1
+        m = _QUANTIFIER.match(body, i)
+        if m:
+            low, comma, high = m.groups() if m.group(0).startswith("{") else ("", "", "")
+            fixed = m.group(0).startswith("{") and (not comma or low == high)
+            variable += not fixed
+            i = m.end()
+            if body[i : i + 1] in ("?", "+"):
+                i += 1  # lazy or possessive: the count is what matters
+    if variable > 1:
+        return "more than one variable count (+, *, ? or {m,n}); use one, like [A-Za-z0-9_.-]{1,64}"
+    return None
+
+
 class _Ctx:
     """Collects problems with their positions while walking the parsed document."""
 
@@ -415,6 +473,15 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
         except re.error as e:
             ctx.error(f"{where}.handle", f"not a valid regular expression: {e}")
             handle = r"[A-Za-z0-9_.-]{1,64}"
+        else:
+            problem = handle_pattern_problem(handle)
+            if problem:
+                ctx.error(
+                    f"{where}.handle",
+                    f"{handle!r}: {problem}. A handle pattern is a run of characters, like "
+                    "'[A-Za-z0-9_.-]{1,64}', so that matching can never hang",
+                )
+                handle = r"[A-Za-z0-9_.-]{1,64}"
     pages: list[SitePattern] = []
     raw_pages = _table(ctx, f"{where}.pages", raw.get("pages", {})) or {}
     if not raw_pages:
@@ -427,6 +494,12 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
         for i, p in enumerate(_str_list(ctx, key, paths)):
             if "{handle}" not in p or not p.startswith("/"):
                 ctx.error(f"{key}[{i + 1}]", f"{p!r}: a path starting with / that holds {{handle}}")
+                continue
+            if any("{handle}" in seg and "*" in seg for seg in p.split("/")):
+                # ".*" and the handle's own count in one segment would backtrack quadratically
+                ctx.error(
+                    f"{key}[{i + 1}]", f"{p!r}: put a * wildcard in its own segment, not next to {{handle}}"
+                )
                 continue
             try:
                 compile_template(p, {"handle": handle}, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -271,3 +272,51 @@ def test_the_bounds_themselves_are_accepted() -> None:
     for until in ("1970-01-01", "2999-12-31", "2999-12-31T23:59:59-12:00"):
         s = load(PERSON + f"until = {until}\n").people[0].schedule
         assert s.until is not None and s.until.year in (1970, 2999)
+
+
+def site(handle: str, page: str = "/members/{handle}") -> str:
+    return (
+        f'[[site]]\nname = "forum"\nhosts = ["forum.example.org"]\nhandle = {json.dumps(handle)}\n'
+        f'pages = {{ profile = ["{page}"] }}\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("handle", "why"),
+    [
+        ("(a+)+", "groups and alternation ( ) | are not allowed"),
+        ("(a|aa)+$", "groups and alternation"),
+        ("a|b", "groups and alternation"),
+        ("(?i)[a-z]+", "groups and alternation"),
+        ("[a-z]+[a-z0-9]*", "more than one variable count"),
+        ("[a-z]?[a-z]{1,30}", "more than one variable count"),
+        (r"([a-z])\1", "groups and alternation"),
+        (r"[a-z]+\b", r"\b is not allowed"),
+        ("x" * 201, "longer than 200 characters"),
+    ],
+)
+def test_a_site_handle_that_could_backtrack_is_refused(handle: str, why: str) -> None:
+    (p,) = problems(site(handle))
+    assert "site[1].handle:" in p and why in p and "so that matching can never hang" in p
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        r"[A-Za-z0-9_.-]{1,64}",
+        r"^[A-Za-z0-9_.-]{1,64}$",
+        r"[a-z][a-z0-9_]{2,29}",
+        r"\d+",
+        r"u[0-9]{4}\.[a-z]+?",
+        r"[]a-z]{3}x+",
+        r"\w{1,30}",
+    ],
+)
+def test_a_site_handle_in_the_safe_subset_is_accepted(handle: str) -> None:
+    assert load(site(handle)).sites[0].handle == handle
+
+
+def test_a_wildcard_next_to_the_handle_is_refused() -> None:
+    (p,) = problems(site(r"[a-z]+", "/members/*{handle}"))
+    assert "site[1].pages.profile[1]: '/members/*{handle}': put a * wildcard in its own segment" in p
+    assert load(site(r"[a-z]+", "/*/members/{handle}")).sites[0].pages[0].path == "/*/members/{handle}"

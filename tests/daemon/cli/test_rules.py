@@ -160,3 +160,15 @@ def test_rules_check_and_run_refuse_a_forever_duration(tmp_path: Path) -> None:
         assert "2 problems" in r.stderr
         assert "person[1].for: '9999999d' is longer than 100 years" in r.stderr
         assert "lock.cooling_off: '9999999d' is longer than 100 years" in r.stderr
+
+
+def test_rules_check_refuses_a_backtracking_site_handle_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "redos.toml"
+    path.write_text(
+        '[[site]]\nname = "forum"\nhosts = ["forum.example.org"]\nhandle = "(a+)+$"\n'
+        'pages = { profile = ["/members/{handle}"] }\n'
+        f'[[person]]\nname = "S"\naccounts = {{ forum = "{"a" * 40}!" }}\n'
+    )
+    # before the bound, matching the account against (a+)+$ ran for hours
+    r = subprocess.run([ZC, "rules", "check", str(path)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "site[1].handle: '(a+)+$': groups and alternation" in r.stderr
