@@ -35,6 +35,10 @@ from .journal import Attempt, Journal
 
 log = logging.getLogger("zerocontact.proxy")
 BURST_SECONDS = 30.0  # requests for the same person and platform this close together are one attempt
+# The note form sends an attempt key and at most 500 characters: even percent-encoded (up to 9
+# bytes a character) that is under 5 KB. Anything larger is refused before it is parsed, since
+# parsing a 40 MB form of ten million fields held the proxy's loop for about 20 s.
+NOTE_BODY_LIMIT = 16 * 1024
 
 
 @dataclass
@@ -72,6 +76,25 @@ class Blocker:
         host = flow.request.host
         if host.endswith(".") or host != host.lower():
             flow.request.host = host.lower().rstrip(".") or host
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A note whose declared size is over the bound is refused before its body is read."""
+        req = flow.request
+        if req.method != "POST" or not req.path.startswith("/.zerocontact/"):
+            return
+        size = req.headers.get("content-length", "")
+        if not (size.isdigit() and int(size) > NOTE_BODY_LIMIT):
+            return  # no length (chunked, HTTP/2): the request hook checks the size it got
+        if any(self.enforcement.matcher.platforms_for(h) for h in self._views(flow)):
+            self._too_large(flow)
+
+    def _too_large(self, flow: http.HTTPFlow) -> None:
+        flow.response = http.Response.make(
+            413,
+            "That note is too long to keep; a line or two is plenty.\n",
+            {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", "Connection": "close"},
+        )
+        flow.metadata["zerocontact_blocked"] = True  # answered here, never forwarded
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
@@ -339,7 +362,14 @@ class Blocker:
         """The block page's note form posts here; it is answered locally and never forwarded."""
         req = flow.request
         if req.path.split("?")[0] == NOTE_PATH and req.method == "POST":
-            form = parse_qs((req.get_content(strict=False) or b"").decode("utf-8", "replace"))
+            raw = req.raw_content or b""  # as sent: a browser never compresses a form post
+            if len(raw) > NOTE_BODY_LIMIT:  # sent without a length (chunked, HTTP/2)
+                self._too_large(flow)
+                return
+            try:
+                form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=16)
+            except ValueError:  # more fields than the form has: not our form
+                form = {}
             key = (form.get("attempt") or [""])[0][:32]
             note = " ".join((form.get("note") or [""])[0].split())[:500]
             if key and note and self.journal:

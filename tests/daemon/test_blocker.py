@@ -263,3 +263,39 @@ def test_a_non_target_request_is_untouched_by_the_tunnel_check() -> None:
     with taddons.context(b):
         b.request(f)
     assert f.response is None and "zerocontact" not in f.metadata
+
+
+def test_a_note_over_the_bound_is_refused_before_its_body_is_read() -> None:
+    from zerocontact.daemon.blocker import NOTE_BODY_LIMIT
+
+    b = blocker(RULES)
+    f = flow("POST", "https://www.instagram.com/.zerocontact/note")
+    f.request.headers["Content-Length"] = str(40_000_000)
+    with taddons.context(b):
+        b.requestheaders(f)  # mitmproxy has read the headers only
+    assert f.response is not None and f.response.status_code == 413
+    # sent without a length (chunked): refused by size in the request hook, never parsed
+    f = flow(
+        "POST",
+        "https://www.instagram.com/.zerocontact/note",
+        body=b"attempt=a&note=x" + b"&a=b" * NOTE_BODY_LIMIT,
+    )
+    del f.request.headers["Content-Length"]
+    with taddons.context(b):
+        b.requestheaders(f)
+        assert f.response is None
+        b.request(f)
+    assert f.response is not None and f.response.status_code == 413
+
+
+def test_a_note_of_normal_size_is_kept_and_a_large_post_elsewhere_is_untouched() -> None:
+    b = blocker(RULES)
+    f = flow("POST", "https://www.instagram.com/.zerocontact/note", body=b"attempt=abc&note=" + b"x" * 500)
+    with taddons.context(b):
+        b.requestheaders(f)
+        b.request(f)
+    assert f.response is not None and f.response.headers.get("X-Zerocontact") == "noted"
+    upload = flow("POST", "https://www.instagram.com/upload/", {"Content-Length": str(40_000_000)})
+    with taddons.context(b):
+        b.requestheaders(upload)
+    assert upload.response is None

@@ -144,3 +144,27 @@ def test_a_forever_duration_saved_while_running_is_refused_and_the_block_holds(
         assert status(d)["problems"] == [] and "Traceback" not in d.output()
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize(
+    "how", [("--http1.1",), ("--http2",), ("--http1.1", "-H", "Transfer-Encoding: chunked")], ids=str
+)
+def test_a_huge_note_is_refused_and_never_parsed(
+    dotted: Daemon, tmp_path: Path, how: tuple[str, ...]
+) -> None:
+    """A form of 250,000 fields (1 MB) to the block page's note endpoint: refused with 413 before it
+    is parsed (parsing 40 MB of fields held the proxy's loop for ~20 s), never forwarded, no note."""
+    body = tmp_path / "note.txt"
+    body.write_bytes(b"attempt=abc&note=hi" + b"&a=b" * 250_000)
+    r = curl(
+        dotted,
+        *how,
+        "-w",
+        "\n%{http_code}",
+        "--data-binary",
+        f"@{body}",
+        "https://www.instagram.com/.zerocontact/note",
+    )
+    assert r.stdout.endswith("\n413") and "too long" in r.stdout, r.stdout[-200:] + r.stderr
+    # the proxy carries on
+    assert BLOCKED in curl(dotted, "https://www.instagram.com/sam.example/").stdout
