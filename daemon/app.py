@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -116,10 +117,12 @@ class Lifecycle:
     async def close(self) -> None:
         while self._stops:
             name, stop = self._stops.pop()
+            t0 = time.monotonic()
             try:
                 await stop()
             except Exception:  # one part failing to stop must not keep the others running
                 log.exception("stopping %s failed", name)
+            log.debug("stopped %s in %.3f s", name, time.monotonic() - t0)
 
 
 class InstanceLock:

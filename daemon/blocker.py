@@ -419,7 +419,9 @@ class Blocker:
                 )
 
     def done(self) -> None:
-        self._lookups.shutdown(wait=True)
+        # lookups still queued are dropped (those attempts are logged without a process name):
+        # after a burst of attempts they would hold the shutdown up one process scan each
+        self._lookups.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass

@@ -51,18 +51,27 @@ class PacServer:
         self.host, self.port = host, port
         self.pac_text, self.ca_file = pac_text, ca_file
         self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        """Stop listening and close every client connection at once.
+
+        ``wait_closed`` waits for the handlers, and an idle client (a browser that opened a
+        connection and sent nothing yet) would hold it until the 5 s read timeout: that alone kept
+        SIGTERM waiting a second (the bound below). Closing the clients ends their reads now."""
         if self._server:
             self._server.close()
+            for writer in list(self._clients):
+                writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
         try:
             line = await asyncio.wait_for(reader.readline(), 5)
             while (await asyncio.wait_for(reader.readline(), 5)).strip():
@@ -81,7 +90,8 @@ class PacServer:
                 + body
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError, OSError):
+        except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._clients.discard(writer)
             writer.close()

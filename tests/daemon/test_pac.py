@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 import pytest
 
-from zerocontact.daemon.pac import pac, proxy_address
+from zerocontact.daemon.pac import PacServer, pac, proxy_address
 from zerocontact.daemon.proxy import allow_pattern
 
 
@@ -35,3 +37,22 @@ def test_an_ipv6_proxy_is_written_in_brackets() -> None:
     assert "return 'PROXY [::1]:8341';" in pac(["instagram.com"], ("::1", 8341))
     assert proxy_address("::1", 8341) == "[::1]:8341"
     assert proxy_address("127.0.0.1", 8341) == "127.0.0.1:8341"
+
+
+def test_stopping_closes_idle_clients_at_once(tmp_path: Path) -> None:
+    """An idle client (connected, nothing sent) used to hold ``stop`` for its 1 s bound and stay
+    connected until the 5 s read timeout; SIGTERM waited for it."""
+
+    async def scenario() -> bytes:
+        server = PacServer("127.0.0.1", 0, lambda: "pac", tmp_path / "ca.pem")
+        port = await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0)  # let the server accept it
+        stopping = asyncio.create_task(server.stop())
+        try:
+            return await asyncio.wait_for(reader.read(), 2)  # EOF: the server closed us
+        finally:
+            await asyncio.wait_for(stopping, 2)
+            writer.close()
+
+    assert asyncio.run(scenario()) == b""

@@ -188,12 +188,15 @@ def test_second_instance_is_refused(daemon: Daemon, tmp_path: Path) -> None:
 def test_sigterm_and_sigint_stop_within_two_seconds(tmp_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         d = start_daemon(tmp_path, name=str(int(sig)))
-        # an idle client connection must not hold the shutdown up
+        # an idle client connection (to the proxy, to the PAC server) must not hold the shutdown up
         host, port = d.proxy.rsplit(":", 1)
         s = socket.create_connection((host, int(port)))
+        pac_host, _, pac_port = d.pac.split("/")[2].rpartition(":")
+        idle_pac = socket.create_connection((pac_host, int(pac_port)))
         t0 = time.monotonic()
         rc = d.stop(sig, timeout=5)
         s.close()
+        idle_pac.close()
         assert time.monotonic() - t0 < 2.0
         assert rc == 0, d.output()
         assert not (d.state / "daemon.json").exists()
