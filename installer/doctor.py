@@ -9,6 +9,7 @@ A ``fail`` is a hole in the protection (the exit status is 1); a ``warn`` is a w
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import socket
@@ -280,9 +281,31 @@ def check_runtime(
             out.append(Check("pac", OK, f"{pac_url} sends the {len(hosts)} targeted hosts to the proxy"))
     except (OSError, ValueError) as e:
         out.append(Check("pac", FAIL, f"cannot fetch {pac_url} ({e})", start))
+    alive = isinstance(pid, int) and _alive(pid)
     if status is None:
-        out.append(Check("clock", WARN, "no status.json yet (the daemon writes it once running)", start))
+        if alive:  # it runs, yet has no status: it could not write one (and removed the old one)
+            out.append(
+                Check(
+                    "status",
+                    FAIL,
+                    "the daemon runs but cannot publish its status (a full disk or a read-only state "
+                    "directory?)",
+                    "free disk space / check the state directory; the daemon's log says more",
+                )
+            )
+        else:
+            out.append(Check("clock", WARN, "no status.json yet (the daemon writes it once running)", start))
         return out
+    stale = status.stale_for(dt.datetime.now(dt.UTC)) if alive else None
+    if stale is not None:
+        out.append(
+            Check(
+                "status",
+                FAIL,
+                f"the daemon has not updated its status for {stale / 60:.0f} min; what follows is old",
+                "free disk space / check the state directory; the daemon's log says more",
+            )
+        )
     clock = status.clock
     if clock.trusted:
         out.append(Check("clock", OK, f"trusted: {clock.detail}"))

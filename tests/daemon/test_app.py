@@ -245,3 +245,43 @@ def test_a_failing_decision_keeps_what_is_in_force_and_says_so(
             await d.stop()
 
     asyncio.run(scenario())
+
+
+def test_reconcile_on_a_read_only_state_directory_reports_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 30 s reconcile must not raise when nothing can be written (it did, every 30 s): the
+    problem is logged once, and the status is current again as soon as the directory is writable."""
+    import logging
+
+    from tests.support import mounted
+
+    clock = HandClock(T0)
+    d = make(tmp_path, rules_text({"Sam": ""}), clock)
+    state = tmp_path / "state"
+
+    async def scenario() -> None:
+        await d.start()
+        try:
+            with mounted("--bind", str(state), str(state)) as again:
+                again("-o", "remount,bind,ro")
+                clock.t += dt.timedelta(minutes=1)
+                # a loosening edit: the commitment files must be rewritten, and cannot be
+                d.apply_rules_text(rules_text({"Sam": "", "Ann": ""}).encode())
+                await d.settled()
+                await d.reconcile()
+                await d.reconcile()
+                assert list(d.problems) == ["state"]
+                assert "Read-only file system" in d.problems["state"] and blocked(d, SAM)
+                again("-o", "remount,bind,rw")
+                await d.reconcile()
+            assert d.problems == {}
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len([e for e in errors if "cannot save its state" in e]) == 1, errors
+            assert len([e for e in errors if "cannot publish the status" in e]) == 1, errors
+            st = Status.read(d.paths.status)
+            assert st is not None and st.problems == [] and st.trusted_time == clock.t.isoformat()
+        finally:
+            await d.stop()
+
+    asyncio.run(scenario())

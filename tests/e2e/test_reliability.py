@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import RULES, ZC, Daemon, Origin, start_daemon
-from tests.e2e.test_daemon import curl
-from tests.support import need_tool, wait_for
+from tests.e2e.test_daemon import curl, journal_rows
+from tests.support import fill, mounted, need_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 BLOCKED = 'data-zerocontact="blocked"'
@@ -168,3 +169,112 @@ def test_a_huge_note_is_refused_and_never_parsed(
     assert r.stdout.endswith("\n413") and "too long" in r.stdout, r.stdout[-200:] + r.stderr
     # the proxy carries on
     assert BLOCKED in curl(dotted, "https://www.instagram.com/sam.example/").stdout
+
+
+# -- a full disk, a read-only state directory ------------------------------------------------------
+def run_once(state: Path, rules: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``zerocontact run`` that is expected to exit by itself (a start that fails)."""
+    return subprocess.run(
+        [ZC, "run", "--rules", str(rules), "--port", "0", "--pac-port", "0", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def started_once(state: Path, rules: Path) -> None:
+    """Start the daemon on ``state`` until it is up, then stop it: an existing state directory."""
+    proc = subprocess.Popen(
+        [ZC, "run", "--rules", str(rules), "--port", "0", "--pac-port", "0", "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (state / "daemon.json").exists(), 30, "the daemon to start")
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-state", "existing-state"])
+def test_a_start_on_a_full_disk_is_one_clear_line(tmp_path: Path, existing: bool) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    with mounted("-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(disk)):
+        state = disk / "state"
+        if existing:
+            started_once(state, rules)
+        fill(disk)
+        r = run_once(state, rules)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.splitlines() == [
+        f"zerocontact: cannot start with state directory {state}: No space left on device (free some space)"
+    ], r.stderr
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-state", "existing-state"])
+def test_a_start_on_a_read_only_state_directory_is_one_clear_line(tmp_path: Path, existing: bool) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    if existing:
+        started_once(state, rules)
+    with mounted("--bind", str(state), str(state)) as again:
+        again("-o", "remount,bind,ro")
+        r = run_once(state, rules)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"zerocontact: cannot start with state directory {state}: ")
+    assert line.endswith("Read-only file system"), line
+
+
+def test_a_disk_that_fills_while_running_is_reported_and_nothing_is_lost(
+    tmp_path: Path, origin: Origin
+) -> None:
+    """The journal cannot write, nor the status: ``status`` and ``doctor`` must not say all is well,
+    the 30 s reconcile must not raise, and once there is room every attempt is in the journal."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with mounted("-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)):
+        d = start_daemon(
+            disk, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"), name="full"
+        )
+        try:
+            assert status_text(d).returncode == 0
+            filler = fill(disk)
+            for url in ["https://www.instagram.com/sam.example/"] * 3 + ["https://x.com/samexample"] * 2:
+                assert BLOCKED in curl(d, url).stdout  # blocking goes on
+            # said within a second or two (the daemon watches its journal), never "Journal: ok"
+            r = wait_for(lambda: (r := status_text(d)).returncode == 1 and r, 20, "status to report it")
+            assert "Journal:      ok" not in r.stdout, r.stdout
+            assert "disk is full" in r.stdout or "cannot publish its status" in r.stdout, r.stdout
+            doctor = json.loads(
+                subprocess.run(
+                    [ZC, "doctor", "--state-dir", str(d.state), "--json"], capture_output=True, text=True
+                ).stdout
+            )
+            bad = {c["name"] for c in doctor["checks"] if c["status"] != "ok"}
+            assert bad & {"status", "journal", "daemon"}, doctor["checks"]
+            # a reconcile now (SIGHUP re-reads the rules, then reconciles) must not raise
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "SIGHUP: reloading" in d.output(), 10, "the reload")
+            filler.unlink()
+            r = wait_for(lambda: (r := status_text(d)).returncode == 0 and r, 30, "the journal to recover")
+            assert "Journal:      ok" in r.stdout and "Problem:" not in r.stdout
+
+            def web() -> list[Any]:  # (the process watcher may log other programs on this machine)
+                return [x for x in journal_rows(d) if x["channel"] == "web"]
+
+            rows = wait_for(
+                lambda: (rows := web()) and sum(x["requests"] for x in rows) == 5 and rows,
+                20,
+                "every attempt in the journal",
+            )
+            assert sorted((x["platform"], x["requests"]) for x in rows) == [("instagram", 3), ("x", 2)]
+        finally:
+            assert d.stop() == 0
+        out = d.output()
+        assert "Traceback" not in out and "raised an exception" not in out, out
