@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,18 +84,52 @@ class _Windows:
         return i >= 0 and minute < day[i][1]
 
     def boundaries(self, t: dt.datetime) -> list[dt.datetime]:
-        """Every instant from a day before ``t`` to eight days after where a merged interval
-        begins or ends (a week and a day: the next change of any weekly schedule is in there)."""
-        out = []
+        """Every instant from a day before ``t`` to eight days after where being inside a window
+        can change (a week and a day: the next change of any weekly schedule is in there): where a
+        merged interval begins or ends, and, on a day the clocks change, the change itself and
+        both readings of an interval's end that the change makes occur twice (or not at all)."""
+        out: list[dt.datetime] = []
         today = t.astimezone(self.zone).date()
         for offset in range(-1, 9):
             d = today + dt.timedelta(days=offset)
-            for a, b in self.days[d.weekday()]:
+            spans = self.days[d.weekday()]
+            if not spans:
+                continue
+            midnight, changes = _day(self.zone, d)
+            out.extend(changes)
+            for a, b in spans:
                 for m in (a, b):
-                    day = d + dt.timedelta(days=m // DAY_MINUTES)
-                    at = dt.time((m % DAY_MINUTES) // 60, m % 60)
-                    out.append(dt.datetime.combine(day, at, self.zone).astimezone(dt.UTC))
+                    if midnight is not None:  # no clock change that day: minutes after midnight
+                        out.append(midnight + dt.timedelta(minutes=m))
+                        continue
+                    local = dt.datetime.combine(
+                        d + dt.timedelta(days=m // DAY_MINUTES),
+                        dt.time((m % DAY_MINUTES) // 60, m % 60),
+                        self.zone,
+                    )
+                    out.append(local.astimezone(dt.UTC))
+                    out.append(local.replace(fold=1).astimezone(dt.UTC))
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(zone: zoneinfo.ZoneInfo, day: dt.date) -> tuple[dt.datetime | None, tuple[dt.datetime, ...]]:
+    """``day``'s local midnight in UTC and no clock changes; or, on a day the zone's offset
+    changes, None and the instant (UTC, to the second) where it does. Cached: a rules file's
+    entries mostly share a zone, and every entry asks for the same ten days."""
+    start = dt.datetime.combine(day, dt.time(0), zone).astimezone(dt.UTC)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), zone).astimezone(dt.UTC)
+    if start.astimezone(zone).utcoffset() == end.astimezone(zone).utcoffset():
+        return start, ()
+    old = start.astimezone(zone).utcoffset()
+    lo, hi = int(start.timestamp()), int(end.timestamp())  # old offset at lo, the new one at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if dt.datetime.fromtimestamp(mid, zone).utcoffset() == old:
+            lo = mid
+        else:
+            hi = mid
+    return None, (dt.datetime.fromtimestamp(hi, dt.UTC),)
 
 
 class _Entry:
