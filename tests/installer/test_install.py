@@ -246,3 +246,11 @@ def test_doctor_asks_the_running_daemon(tmp_path: Path) -> None:
     )
     r = zc("doctor", "--state-dir", str(d.state))  # stopped now: the hole is named, with the fix
     assert r.returncode == 1 and "FAIL  daemon" in r.stdout and "fix: start it" in r.stdout
+
+
+def test_install_refuses_a_rules_path_that_is_not_a_regular_file(staging: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # refused as `rules check` refuses it (the bytes installed are the bytes checked)
+    r = zc("install", "--user", "--rules", str(fifo), "--root", str(staging))
+    assert r.returncode == 1
+    assert f"{fifo} is a FIFO (named pipe): zerocontact reads its rules only from a regular file" in r.stderr
