@@ -113,8 +113,11 @@ def ca(show: str, state_dir: Path | None) -> None:
     from .. import ca as camod
 
     p = pathmod.resolve(state_dir)
-    p.ensure_state()
-    cert = camod.ensure(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    try:
+        p.ensure_state()
+        cert = camod.ensure(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    except OSError as e:  # a read-only or full state directory: one line, not a traceback
+        raise UserError(f"cannot create the CA in {p.ca_dir}: {pathmod.os_problem(e)}") from None
     click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
 
 

@@ -278,3 +278,14 @@ def test_a_disk_that_fills_while_running_is_reported_and_nothing_is_lost(
             assert d.stop() == 0
         out = d.output()
         assert "Traceback" not in out and "raised an exception" not in out, out
+
+
+def test_the_ca_command_on_a_read_only_state_directory_is_one_clear_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    with mounted("--bind", str(state), str(state)) as again:
+        again("-o", "remount,bind,ro")
+        r = subprocess.run([ZC, "ca", "--state-dir", str(state)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"zerocontact: cannot create the CA in {state / 'ca'}: ") and "Read-only" in line
