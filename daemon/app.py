@@ -193,6 +193,7 @@ class Daemon:
         self.last_reload = ReloadStatus()
         self.problems: dict[str, str] = {}  # what keeps the daemon from its whole job, by kind
         self._status_failure: str | None = None  # why status.json could not be written, if so
+        self._publishing = asyncio.Lock()
         self._journal_watch: asyncio.Task[None] | None = None
         self._started = False  # every part started (a failed start is not a stop to note)
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
@@ -529,16 +530,17 @@ class Daemon:
         logged once and listed in the status, and a status that cannot be written is removed, so
         ``status`` and ``doctor`` say that it cannot be published instead of repeating the old one.
         """
-        failed = await asyncio.to_thread(self._persist_state)
-        if failed:
-            self._problem(
-                "state",
-                f"cannot save its state in {self.paths.state_dir}: {failed}; enforcement goes on, and "
-                "attempts wait in memory for the journal",
-            )
-        else:
-            self._solved("state")
-        await asyncio.to_thread(self._write_status, self.status())
+        async with self._publishing:  # one at a time: the files share their temporary names
+            failed = await asyncio.to_thread(self._persist_state)
+            if failed:
+                self._problem(
+                    "state",
+                    f"cannot save its state in {self.paths.state_dir}: {failed}; enforcement goes on, "
+                    "and attempts wait in memory for the journal",
+                )
+            else:
+                self._solved("state")
+            await asyncio.to_thread(self._write_status, self.status())
 
     def _persist_state(self) -> str | None:
         """Save the commitment and the clock (each on its own); the first failure, in words."""
