@@ -2,10 +2,10 @@
 
 Starts the real daemon (``zerocontact run``) and a plain ``mitmdump`` from the same venv as
 subprocesses, with a small threaded HTTP origin on 127.0.0.1 standing in for the platform, and
-measures them side by side (A, B, A, B …); then runs ``benchmarks.matcher``, ``benchmarks.watcher``
-and ``benchmarks.journal`` as subprocesses and folds their JSON in. Prints a table, or with
-``--json`` one JSON object (keys in benchmarks/README.md). Everything stops by itself; temporary
-directories are removed. No test asserts these numbers.
+measures them side by side (A, B, A, B …); then runs ``benchmarks.matcher``, ``benchmarks.watcher``,
+``benchmarks.journal`` and ``benchmarks.policy`` as subprocesses and folds their JSON in. Prints a
+table, or with ``--json`` one JSON object (keys in benchmarks/README.md). Everything stops by
+itself; temporary directories are removed. No test asserts these numbers.
 """
 
 from __future__ import annotations
@@ -671,6 +671,8 @@ def run(sizes: Sizes, rss_requests: int = 0) -> dict[str, Any]:
             f"journal_{k}": v for k, v in j.items() if k not in ("python", "cpus", "sqlite", "file_bytes")
         }
         inputs["journal"] = {"attempts": j["attempts"], "sqlite": j["sqlite"], "file_bytes": j["file_bytes"]}
+        log("policy: evaluate with 1,000 windows")
+        out |= sub_json("benchmarks.policy")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["inputs"] = inputs
@@ -708,6 +710,11 @@ ROWS: list[tuple[str, str, str]] = [
     ("reload save→403 p50 / p95 ms", "reload_p50_ms|reload_p95_ms", "p95 < 1000"),
     ("journal ingest attempts/s", "journal_ingest_per_second", "≥ 20,000"),
     ("journal stats s", "journal_stats_seconds", "< 0.5"),
+    (
+        "evaluate ms: 1,000 windows / 1,000 people",
+        "policy_evaluate_ms_1000_wednesday_windows|policy_evaluate_ms_1000_people_2_windows",
+        "< 100",
+    ),
     ("daemon start s, warm / cold", "startup_s|startup_cold_s", ""),
     ("daemon RSS MB, start / after load", "rss_mb_after_start|rss_mb", ""),
     ("plain mitmdump RSS MB", "mitmproxy_rss_mb", ""),

@@ -21,11 +21,12 @@ import logging
 import os
 import signal
 import socket
+import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
@@ -38,11 +39,12 @@ from .commitment import Commitment, UninstallRequest
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
-from .pac import PacServer, pac
-from .paths import Paths, system_mode
+from .pac import PacServer, pac, proxy_address
+from .paths import Paths, os_problem, system_mode
 from .proxy import Proxy
 from .reloader import RulesFileWatcher
-from .schedule import Timers
+from .rulesfile import RulesFileError, read_rules_file
+from .schedule import RECONCILE_SECONDS, Timers
 from .status import (
     AppStatus,
     ClockReport,
@@ -57,6 +59,7 @@ from .watcher import ProcessWatcher
 
 log = logging.getLogger("zerocontact")
 DEFAULT_PORT = 8341  # the proxy; the PAC server listens on the next port
+JOURNAL_WATCH_SECONDS = 1.0
 
 
 class StartError(UserFacingError):
@@ -117,40 +120,50 @@ class Lifecycle:
     async def close(self) -> None:
         while self._stops:
             name, stop = self._stops.pop()
+            t0 = time.monotonic()
             try:
                 await stop()
+            except OSError as e:  # a full disk or a read-only state directory: said, not dumped
+                log.error("stopping %s: %s", name, os_problem(e))
             except Exception:  # one part failing to stop must not keep the others running
                 log.exception("stopping %s failed", name)
+            log.debug("stopped %s in %.3f s", name, time.monotonic() - t0)
 
 
 class InstanceLock:
-    """One daemon per state directory: an flock held for the daemon's life, the PID written inside."""
+    """One daemon per state directory: an flock held for the daemon's life, the PID written inside.
+
+    Plain file descriptors rather than a buffered file: a write that fails (a full disk) fails
+    here, once, instead of again when a buffered file is flushed at exit."""
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
 
     async def start(self) -> None:
         self.paths.ensure_state()
-        f = open(self.paths.lock, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's life
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip() or "?"
-            f.close()
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
             raise StartError(
                 f"zerocontact is already running (pid {pid}) with state directory {self.paths.state_dir}"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self.paths.check_room()
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
 
     async def stop(self) -> None:
-        if self._file:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 async def _nothing() -> None:
@@ -181,6 +194,11 @@ class Daemon:
         self.uninstall: UninstallRequest | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
+        self.problems: dict[str, str] = {}  # what keeps the daemon from its whole job, by kind
+        self._status_failure: str | None = None  # why status.json could not be written, if so
+        self._publishing = asyncio.Lock()
+        self._journal_watch: asyncio.Task[None] | None = None
+        self._started = False  # every part started (a failed start is not a stop to note)
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
 
     @property
@@ -190,9 +208,19 @@ class Daemon:
 
     # -- start and stop ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start every part in order; on a failure, stop what started and raise ``StartError``."""
+        """Start every part in order; on a failure, stop what started and raise ``StartError``.
+
+        A file the daemon cannot write at start (a full disk, a read-only state directory: the
+        lock, the CA, ``daemon.json``) is one clear line, not a traceback. Under systemd the service
+        comes back every 5 s and starts once the disk has room; until then the PAC and browser
+        policy keep sending the targets to the (absent) proxy, so they fail closed."""
         try:
             await self._start()
+        except OSError as e:
+            await self._life.close()
+            raise StartError(
+                f"cannot start with state directory {self.paths.state_dir}: {os_problem(e)}"
+            ) from None
         except BaseException:
             await self._life.close()
             raise
@@ -278,7 +306,11 @@ class Daemon:
         await life.enter("schedule", schedule.start, schedule.stop)
         if self.opts.rules_path is not None:
             watcher = self.rules_file_watcher = RulesFileWatcher(
-                self.opts.rules_path, loop, self.apply_rules_text, initial=self.opts.rules_bytes
+                self.opts.rules_path,
+                loop,
+                self.apply_rules_text,
+                initial=self.opts.rules_bytes,
+                on_error=self._unreadable_rules,
             )
 
             async def start_watcher() -> None:
@@ -291,8 +323,8 @@ class Daemon:
             )
         self.runtime = Runtime(
             pid=os.getpid(),
-            proxy=f"{self.proxy_addr[0]}:{self.proxy_addr[1]}",
-            pac=f"http://{host}:{pac_port}/proxy.pac",
+            proxy=proxy_address(*self.proxy_addr),  # "[::1]:8341" for IPv6, as URLs and curl -x want it
+            pac=f"http://{proxy_address(host, pac_port)}/proxy.pac",
             ca=str(ca_cert),
             rules=str(self.opts.rules_path) if self.opts.rules_path else "(embedded sample)",
             started=dt.datetime.now(dt.UTC).isoformat(),
@@ -320,6 +352,8 @@ class Daemon:
                     await asyncio.wait_for(asyncio.to_thread(processes.stop), 1.5)
 
             await life.enter("process watcher", start_processes, stop_processes)
+        self._journal_watch = asyncio.create_task(self._watch_journal(), name="journal watch")
+        self._started = True
         sdnotify.notify(f"READY=1\nSTATUS=blocking {len(enf.active)} people; proxy {runtime.proxy}")
         interval = sdnotify.watchdog_interval()
         if interval:
@@ -343,8 +377,11 @@ class Daemon:
             self._record_bypass(f"the service was killed or lost power while blocking {who}")
 
     async def _note_stop(self) -> None:
-        """Stopping the service during a block is noted (unless ``install --refresh`` restarts it)."""
+        """Stopping the service during a block is noted (unless ``install --refresh`` restarts it).
+        A start that failed part-way is no stop: nothing ran, so nothing is noted."""
         assert self.blocker is not None
+        if not self._started:
+            return
         marker = self.paths.restart_marker  # written by `install --refresh`
         by_installer = marker.exists()
         with contextlib.suppress(OSError):
@@ -356,9 +393,24 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop every part that started, last first."""
+        if self._journal_watch is not None:
+            self._journal_watch.cancel()
         for t in list(self._tasks):
             t.cancel()
         await self._life.close()
+
+    async def _watch_journal(self) -> None:
+        """Publish the status as soon as the journal's health changes (it cannot tell us itself),
+        so that ``status`` says "Journal: …cannot write…" within a second, not at the next reconcile."""
+        shown = self.journal.error
+        while True:
+            await asyncio.sleep(JOURNAL_WATCH_SECONDS)
+            if self.journal.error != shown:
+                shown = self.journal.error
+                try:
+                    await self._publish()
+                except Exception:  # a bug: the next change (or reconcile) tries again
+                    log.exception("publishing the journal's state failed")
 
     async def run(self) -> None:
         """Start, then serve until SIGINT or SIGTERM (SIGHUP re-reads the rules file)."""
@@ -432,13 +484,40 @@ class Daemon:
         )
 
     async def reconcile(self) -> None:
-        """Re-decide from the rules and trusted time: catches transitions, due loosenings, clock jumps."""
+        """Re-decide from the rules and trusted time: catches transitions, due loosenings, clock jumps.
+
+        It runs every 30 s and must never raise: if deciding fails (a bug, or a state value no rule
+        can produce), what is in force stays, the problem is logged once and published in
+        ``status``, and the next run tries again."""
         assert self.blocker is not None and self.clock is not None
         self.clock.check()
         old = self.blocker.enforcement
-        new = self._decide(old)
+        try:
+            new = self._decide(old)
+        except Exception as e:
+            self._problem(
+                "decide",
+                f"cannot re-decide what is in force ({type(e).__name__}: {e}); the last decision stays",
+                exc=e,
+            )
+            await self._after_change(old)
+            return
+        self._solved("decide")
         self._swap(old, new)
         await self._after_change(new)
+
+    def _problem(self, key: str, text: str, exc: BaseException | None = None) -> None:
+        """Something keeps the daemon from doing all of its job: logged once (not every 30 s), and
+        listed in ``status`` and ``doctor`` until ``_solved``."""
+        if self.problems.get(key) == text:
+            return
+        self.problems[key] = text
+        log.error("%s", text, exc_info=exc)
+
+    def _solved(self, key: str) -> None:
+        text = self.problems.pop(key, None)
+        if text is not None:
+            log.info("resolved: %s", text)
 
     def _swap(self, old: Enforcement, new: Enforcement) -> None:
         assert self.blocker is not None and self.proxy is not None
@@ -486,14 +565,62 @@ class Daemon:
                 self.proxy_addr[1],
                 self.runtime.pac if self.runtime else "",
             )
-        status = self.status()
-        await asyncio.to_thread(self._persist, status)
+        await self._publish()
 
-    def _persist(self, status: Status) -> None:
-        assert self.commitment is not None and self.clock is not None
+    async def _publish(self) -> None:
+        """Persist the commitment and clock and publish the status, off the loop.
+
+        On a full disk or a read-only state directory this must neither raise (it runs in the 30 s
+        reconcile) nor leave ``status`` showing an old, healthy-looking status: the problem is
+        logged once and listed in the status, and a status that cannot be written is removed, so
+        ``status`` and ``doctor`` say that it cannot be published instead of repeating the old one.
+        """
+        async with self._publishing:  # one at a time: the files share their temporary names
+            failed = await asyncio.to_thread(self._persist_state)
+            if failed:
+                self._problem(
+                    "state",
+                    f"cannot save its state in {self.paths.state_dir}: {failed}; enforcement goes on, "
+                    "and attempts wait in memory for the journal",
+                )
+            else:
+                self._solved("state")
+            await asyncio.to_thread(self._write_status, self.status())
+
+    def _save_commitment(self) -> None:
+        """The commitment's files, each handed to the journal (and committed there) first."""
+        assert self.commitment is not None
         self.commitment.save(keep=self.journal.keep_state, sync=lambda: self.journal.flush(5.0))
-        self.clock.save()
-        status.write(self.paths.status)
+
+    def _persist_state(self) -> str | None:
+        """Save the commitment and the clock (each on its own); the first failure, in words."""
+        assert self.commitment is not None and self.clock is not None
+        failed: str | None = None
+        for save in (self._save_commitment, self.clock.save):
+            try:
+                save()
+            except OSError as e:
+                failed = failed or os_problem(e)
+        return failed
+
+    def _write_status(self, status: Status) -> None:
+        try:
+            status.write(self.paths.status)
+        except OSError as e:
+            # a stale status.json would keep saying all is well: remove it (that frees its space
+            # on a full disk) and try once more; if even that fails, its absence tells the truth
+            with contextlib.suppress(OSError):
+                self.paths.status.unlink()
+            try:
+                status.write(self.paths.status)
+            except OSError:
+                if self._status_failure != os_problem(e):
+                    self._status_failure = os_problem(e)
+                    log.error("cannot publish the status: %s", self._status_failure)
+                return
+        if self._status_failure is not None:
+            log.info("the status is published again")
+            self._status_failure = None
 
     def status(self) -> Status:
         assert self.blocker is not None and self.clock is not None and self.commitment is not None
@@ -535,6 +662,9 @@ class Daemon:
             journal=JournalReport(error=self.journal.error),
             timezone=self._review_zone(),
             tampering=list(self.commitment.tampering),
+            problems=list(self.problems.values()),
+            updated=dt.datetime.now(dt.UTC).isoformat(),
+            refresh_seconds=RECONCILE_SECONDS,
             running=True,
         )
 
@@ -569,18 +699,26 @@ class Daemon:
         log.info("reloaded %s: %s", path, rules.summary())
         self._spawn(self.reconcile())
 
+    def _unreadable_rules(self, problem: str) -> None:
+        """The rules file cannot be read (from the watcher or SIGHUP): the last good rules stay, and
+        ``status`` says why."""
+        self.last_reload = ReloadStatus(
+            ok=False, time=dt.datetime.now(dt.UTC).isoformat(), detail=f"kept the last good rules: {problem}"
+        )
+        log.error("%s; the last good rules stay in force", problem)
+        if self.blocker is not None:
+            self._spawn(self._after_change(self.blocker.enforcement))
+
     async def reload_from_disk(self, why: str) -> None:
         if self.opts.rules_path is None or self.blocker is None:  # nothing to reload into yet
             return
         try:
-            data = await asyncio.to_thread(self.opts.rules_path.read_bytes)
+            data = await asyncio.to_thread(read_rules_file, self.opts.rules_path)
+        except RulesFileError as e:  # a FIFO or a device put in its place: refused, never read
+            self._unreadable_rules(f"{why}: {e}")
+            return
         except OSError as e:
-            self.last_reload = ReloadStatus(
-                ok=False,
-                time=dt.datetime.now(dt.UTC).isoformat(),
-                detail=f"{why}: cannot read {self.opts.rules_path}: {e.strerror}",
-            )
-            log.error("%s", self.last_reload.detail)
+            self._unreadable_rules(f"{why}: cannot read {self.opts.rules_path}: {e.strerror}")
             return
         log.info("%s: reloading %s", why, self.opts.rules_path)
         self.apply_rules_text(data)
@@ -596,7 +734,10 @@ class Daemon:
 
         try:
             n = await asyncio.to_thread(forget, self.paths.journal, self.clock.now() - keep)
-        except JournalError as e:
+        except (
+            JournalError,
+            OSError,
+        ) as e:  # a full disk: try again in 6 h (forget turns SQLite errors into JournalError)
             log.warning("retention: %s", e)
             return
         if n:

@@ -8,6 +8,7 @@ Hooks never touch the disk or scan processes: journal writes are queued, lookups
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import email.utils
 import json
@@ -34,6 +35,10 @@ from .enforcement import Enforcement
 from .journal import Attempt, Journal
 
 log = logging.getLogger("zerocontact.proxy")
+# The note form sends an attempt key and at most 500 characters: even percent-encoded (up to 9
+# bytes a character) that is under 5 KB. Anything larger is refused before it is parsed, since
+# parsing a 40 MB form of ten million fields held the proxy's loop for about 20 s.
+NOTE_BODY_LIMIT = 16 * 1024
 
 
 @dataclass
@@ -58,18 +63,47 @@ class Blocker:
             self.today = DayCount(lambda: self.enforcement.rules.settings.timezone or "UTC", self.clock)
 
     # -- hooks ------------------------------------------------------------------------------------
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        # "www.instagram.com." is the same host fully qualified: tunnel to the plain name, so the
+        # certificate mitmproxy makes names it (a trailing dot falls outside the CA's name
+        # constraints) and every later check sees one spelling.
+        host = flow.request.host
+        if host.endswith(".") or host != host.lower():
+            flow.request.host = host.lower().rstrip(".") or host
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A note whose declared size is over the bound is refused before its body is read."""
+        req = flow.request
+        if req.method != "POST" or not req.path.startswith("/.zerocontact/"):
+            return
+        size = req.headers.get("content-length", "")
+        if not (size.isdigit() and int(size) > NOTE_BODY_LIMIT):
+            return  # no length (chunked, HTTP/2): the request hook checks the size it got
+        if any(self.enforcement.matcher.platforms_for(h) for h in self._views(flow)):
+            self._too_large(flow)
+
+    def _too_large(self, flow: http.HTTPFlow) -> None:
+        flow.response = http.Response.make(
+            413,
+            "That note is too long to keep; a line or two is plenty.\n",
+            {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", "Connection": "close"},
+        )
+        flow.metadata["zerocontact_blocked"] = True  # answered here, never forwarded
+
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
         enf = self.enforcement
         req = flow.request
-        if req.path.startswith("/.zerocontact/") and enf.matcher.platforms_for(req.pretty_host):
-            self._own_endpoint(flow)
+        views = self._views(flow)
+        targeted = [h for h in views if enf.matcher.platforms_for(h)]
+        if req.path.startswith("/.zerocontact/") and targeted:
+            self._own_endpoint(flow)  # never forwarded, whichever name the request gives
             return
         try:
-            verdict = enf.matcher.judge(self._request(flow), enf.active)
+            verdict = self._judge(flow, views)
         except Exception as e:  # fail closed, but only for hosts the rules target
-            if not enf.matcher.platforms_for(req.pretty_host):
+            if not targeted:
                 return
             log.exception("error while judging %s %s; blocking it", req.method, req.pretty_host)
             verdict = Verdict(
@@ -81,6 +115,45 @@ class Blocker:
             self._block(flow, verdict)
         elif verdict.needs_response or (verdict.targeted and verdict.platform):
             flow.metadata["zerocontact"] = verdict
+
+    @staticmethod
+    def _views(flow: http.HTTPFlow) -> list[str]:
+        """Every host name this request is about, normalised, the Host header (or :authority) first.
+
+        Inside a decrypted tunnel the request travels to the host the tunnel was opened for (CONNECT,
+        and the TLS SNI), whatever its Host header says: ``Host: evil.example`` inside a tunnel to
+        www.instagram.com still reaches Instagram. A plain-HTTP request goes to its absolute URL's
+        host. So each of these names is judged, and the request is blocked if any view blocks.
+        """
+        r = flow.request
+        names = [r.pretty_host, r.host, flow.client_conn.sni or ""]
+        if flow.server_conn.address:
+            names.append(str(flow.server_conn.address[0]))
+        out: list[str] = []
+        for n in names:
+            h = n.lower().rstrip(".")
+            if h and h not in out:
+                out.append(h)
+        return out
+
+    def _judge(self, flow: http.HTTPFlow, views: list[str]) -> Verdict:
+        """The verdict over every view: the first that blocks, else the first that targets a
+        platform (its response is checked), else the Host header's."""
+        enf = self.enforcement
+        r = flow.request
+        base = self._request(flow)  # decoded once: its URL names the Host header's host
+        path = r.path if r.path.startswith("/") else "/"
+        reqs = [base] + [
+            dataclasses.replace(base, url=f"{r.scheme}://{f'[{h}]' if ':' in h else h}{path}")
+            for h in views
+            if h != base.host
+        ]
+        verdicts = [enf.matcher.judge(q, enf.active) for q in reqs]
+        return (
+            next((v for v in verdicts if v.block), None)
+            or next((v for v in verdicts if v.targeted or v.needs_response), None)
+            or verdicts[0]
+        )
 
     def response(self, flow: http.HTTPFlow) -> None:
         verdict: Verdict | None = flow.metadata.get("zerocontact")
@@ -273,7 +346,14 @@ class Blocker:
         """The block page's note form posts here; it is answered locally and never forwarded."""
         req = flow.request
         if req.path.split("?")[0] == NOTE_PATH and req.method == "POST":
-            form = parse_qs((req.get_content(strict=False) or b"").decode("utf-8", "replace"))
+            raw = req.raw_content or b""  # as sent: a browser never compresses a form post
+            if len(raw) > NOTE_BODY_LIMIT:  # sent without a length (chunked, HTTP/2)
+                self._too_large(flow)
+                return
+            try:
+                form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=16)
+            except ValueError:  # more fields than the form has: not our form
+                form = {}
             key = (form.get("attempt") or [""])[0][:32]
             note = " ".join((form.get("note") or [""])[0].split())[:500]
             if key and note and self.journal:
@@ -323,7 +403,9 @@ class Blocker:
                 )
 
     def done(self) -> None:
-        self._lookups.shutdown(wait=True)
+        # lookups still queued are dropped (those attempts are logged without a process name):
+        # after a burst of attempts they would hold the shutdown up one process scan each
+        self._lookups.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -339,7 +421,11 @@ class RedirectUpstream:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
-        target = self.mapping.get(flow.request.pretty_host.lower())
+        # by the Host header, else by the tunnel's host: a forged Host header cannot send a test's
+        # request out to the real platform
+        target = self.mapping.get(flow.request.pretty_host.lower().rstrip(".")) or self.mapping.get(
+            flow.request.host.lower().rstrip(".")
+        )
         if target:
             flow.request.scheme = "http"
             flow.request.host, flow.request.port = target

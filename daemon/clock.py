@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .paths import write_private
 
 log = logging.getLogger("zerocontact.clock")
 TOLERANCE = dt.timedelta(minutes=2)
@@ -172,9 +173,5 @@ class TrustedClock:
         """Persist the anchor (small, atomic, private); call off the event loop."""
         if self.state_file is None:
             return
-        tmp = self.state_file.with_suffix(".tmp")
         data = {"trusted": self.now().isoformat(), "boot_id": self._boot_id, "boottime": self._boot()}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, self.state_file)
+        write_private(self.state_file, json.dumps(data))  # a failed write leaves no temporary file

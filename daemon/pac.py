@@ -16,17 +16,27 @@ from pathlib import Path
 log = logging.getLogger("zerocontact.pac")
 
 
+def proxy_address(host: str, port: int) -> str:
+    """``host:port`` as PAC files, URLs and proxy settings write it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def pac(hosts: list[str], proxy: tuple[str, int]) -> str:
-    """A PAC script sending ``hosts`` (and their subdomains) to the proxy and everything else DIRECT."""
+    """A PAC script sending ``hosts`` (and their subdomains) to the proxy and everything else DIRECT.
+
+    The host is lower-cased and loses its trailing dots first: ``www.instagram.com.`` is the same
+    name (fully qualified) and must not slip past as DIRECT.
+    """
+    targets = sorted({h.lower().rstrip(".") for h in hosts})
     return (
         "// zerocontact: only the platforms your rules target go through the local proxy.\n"
-        "var TARGETS = " + json.dumps(sorted(hosts)) + ";\n"
+        "var TARGETS = " + json.dumps(targets) + ";\n"
         "function FindProxyForURL(url, host) {\n"
-        "  host = host.toLowerCase();\n"
+        "  host = host.toLowerCase().replace(/\\.+$/, '');\n"
         "  for (var i = 0; i < TARGETS.length; i++) {\n"
         "    var t = TARGETS[i];\n"
         "    if (host == t || dnsDomainIs(host, '.' + t)) {\n"
-        f"      return 'PROXY {proxy[0]}:{proxy[1]}';\n"
+        f"      return 'PROXY {proxy_address(*proxy)}';\n"
         "    }\n"
         "  }\n"
         "  return 'DIRECT';\n"
@@ -41,18 +51,27 @@ class PacServer:
         self.host, self.port = host, port
         self.pac_text, self.ca_file = pac_text, ca_file
         self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        """Stop listening and close every client connection at once.
+
+        ``wait_closed`` waits for the handlers, and an idle client (a browser that opened a
+        connection and sent nothing yet) would hold it until the 5 s read timeout: that alone kept
+        SIGTERM waiting a second (the bound below). Closing the clients ends their reads now."""
         if self._server:
             self._server.close()
+            for writer in list(self._clients):
+                writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
         try:
             line = await asyncio.wait_for(reader.readline(), 5)
             while (await asyncio.wait_for(reader.readline(), 5)).strip():
@@ -71,7 +90,8 @@ class PacServer:
                 + body
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError, OSError):
+        except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._clients.discard(writer)
             writer.close()

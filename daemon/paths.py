@@ -7,7 +7,10 @@ overrides the state directory on every command. ``Paths`` names every state file
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,18 +30,41 @@ IN_FORCE = "in-force.toml"
 PENDING = "pending.json"
 STARTED = "started.json"
 UNINSTALL_REQUEST = "uninstall-requested.json"  # a loosening like any other: it waits (commitment)
+START_ROOM = 16 * 1024  # what a start must be able to write: lock, daemon.json, status, clock
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
 
 
 def write_private(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text``, readable only by its owner."""
+    """Atomically replace ``path`` with ``text``, readable only by its owner.
+
+    On failure (a full disk, a read-only state directory) the ``OSError`` is raised and the
+    half-written temporary file is removed, so a full disk is not left fuller."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def os_problem(e: OSError) -> str:
+    """One line for a failed file operation: the file, the system's words, and what to do."""
+    where = f"{e.filename}: " if e.filename else ""
+    hint = {
+        errno.ENOSPC: "free some space",
+        errno.EDQUOT: "free some space",
+        errno.EACCES: "check who owns the state directory",
+        errno.EPERM: "check who owns the state directory",
+    }.get(e.errno or 0)
+    return f"{where}{e.strerror or e}" + (
+        f" ({hint})" if hint and e.strerror and hint not in e.strerror else ""
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +129,20 @@ class Paths:
         return self.state_dir / RESTART_MARKER
 
     def ensure_state(self) -> None:
-        """Create the state directory private to its owner (0700), tightening it if it exists."""
+        """Create the state directory private to its owner (0700), tightening it if it exists.
+
+        The mode is changed only when it differs: a chmod is a write, and on a read-only file
+        system it fails even when there is nothing to change."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.state_dir, 0o700)
+        if stat.S_IMODE(self.state_dir.stat().st_mode) != 0o700:
+            os.chmod(self.state_dir, 0o700)
+
+    def check_room(self, size: int = START_ROOM) -> None:
+        """Raise ``OSError`` unless ``size`` bytes can be written in the state directory now (a
+        full disk, a read-only directory), so a start fails before any part has begun."""
+        probe = self.state_dir / ".write-test"
+        write_private(probe, "\0" * size)
+        probe.unlink()
 
 
 def system_mode() -> bool:

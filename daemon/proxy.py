@@ -19,8 +19,12 @@ log = logging.getLogger("zerocontact.proxy")
 
 
 def allow_pattern(host: str) -> str:
-    """An anchored ``allow_hosts`` regex: the host and its subdomains, any port, nothing else."""
-    return rf"^(.+\.)?{re.escape(host)}:\d+$"
+    """An anchored ``allow_hosts`` regex: the host and its subdomains, any port, nothing else.
+
+    A trailing dot (``www.instagram.com.``, the fully qualified spelling) is the same host, so it is
+    decrypted and judged too; mitmproxy matches these case-insensitively.
+    """
+    return rf"^(.+\.)?{re.escape(host.lower().rstrip('.'))}\.*:\d+$"
 
 
 class _Ready:

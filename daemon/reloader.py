@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from watchdog.events import (
     DirDeletedEvent,
@@ -34,6 +35,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from .rulesfile import RulesFileError, read_with_stat
 
 log = logging.getLogger("zerocontact")
 
@@ -84,12 +87,14 @@ def name_chain(path: str) -> list[str]:
 
 def _read(path: str) -> tuple[bytes, float] | None:
     """The file's bytes and modification time, or None if it (or a folder on the way, or a link's
-    target) is missing."""
+    target) is missing. Only a regular file of at most ``rulesfile.MAX_BYTES`` is read: anything
+    else raises ``RulesFileError`` (a FIFO would otherwise block this thread, and hot reload with
+    it, for good; ``/dev/zero`` would fill memory)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(), os.fstat(f.fileno()).st_mtime
+        data, st = read_with_stat(Path(path))
     except (FileNotFoundError, NotADirectoryError):
         return None
+    return data, st.st_mtime
 
 
 def _dir_identity(path: str) -> tuple[int, int]:
@@ -114,6 +119,9 @@ class RulesFileWatcher:
     last bytes handed over (the ``initial`` bytes, or the file as it was at ``start()``); touches,
     chmods and saves of identical text deliver nothing. ``on_missing()`` runs on the loop once each
     time the file disappears and stays gone past the debounce; nothing else happens until it is back.
+    ``on_error(problem)`` runs on the loop once each time the file cannot be read (a FIFO, a device,
+    over the size bound, permission denied); the watcher keeps checking, and the next readable
+    content is delivered even if it equals the last bytes handed over.
 
     Pass ``initial`` (the bytes the daemon actually loaded) so that an edit made between loading
     and ``start()`` is still delivered: the first check runs one debounce after ``start()``.
@@ -126,6 +134,7 @@ class RulesFileWatcher:
         on_change: Callable[[bytes], None],
         on_missing: Callable[[], None] | None = None,
         *,
+        on_error: Callable[[str], None] | None = None,
         initial: bytes | None = None,
         debounce: float = DEBOUNCE_SECONDS,
         poll_interval: float = POLL_SECONDS,
@@ -136,6 +145,9 @@ class RulesFileWatcher:
         self._loop = loop
         self._on_change = on_change
         self._on_missing = on_missing
+        self._on_error = on_error
+        self._problem: str | None = None  # why the file could not be read, until it can again
+        self._redeliver = False  # after a problem: deliver the next good read even if unchanged
         self._initial = initial
         self._debounce = debounce
         self._poll_interval = poll_interval
@@ -184,7 +196,10 @@ class RulesFileWatcher:
         if self._initial is not None:
             baseline: bytes | None = self._initial
         else:
-            got = _read(self.path)
+            try:
+                got = _read(self.path)
+            except (RulesFileError, OSError):
+                got = None  # reported by the first check, one debounce from now
             baseline = got[0] if got is not None else None
         with self._state_lock:
             self._content = baseline
@@ -268,7 +283,14 @@ class RulesFileWatcher:
         half-written file from ever being delivered.
         """
         self._rearm()
-        got = _read(self.path)
+        got: tuple[bytes, float] | None = None
+        problem: str | None = None
+        try:
+            got = _read(self.path)
+        except RulesFileError as e:
+            problem = str(e)
+        except OSError as e:
+            problem = f"cannot read {self.path}: {e.strerror or e}"
         with self._cond:
             if self._due is not None:
                 return  # an event came in during the read: its own check follows
@@ -277,6 +299,10 @@ class RulesFileWatcher:
                 if 0 <= age < self._debounce:
                     self._due = time.monotonic() + self._debounce - age
                     return
+        if problem is not None:
+            self._unreadable(problem)
+            return
+        self._problem = None
         if got is None:
             if self._present:
                 self._present = False
@@ -288,11 +314,25 @@ class RulesFileWatcher:
         self._present = True
         h = digest(data)
         with self._state_lock:
-            if h == self._hash:
+            if h == self._hash and not self._redeliver:
                 return
+            self._redeliver = False
             self._content, self._hash = data, h
         log.info("rules file %s changed", self.path)
         self._post(self._deliver_change, data)
+
+    def _unreadable(self, problem: str) -> None:
+        """Report a file that cannot be read, once per distinct problem. The daemon has been told its
+        rules file is bad, so the next good content is delivered even if it is the same bytes as
+        before: that is what clears the report."""
+        self._redeliver = True
+        if problem == self._problem:
+            return
+        self._problem = problem
+        if self._on_error is not None:
+            self._post(self._deliver_error, problem)
+        else:
+            log.error("rules watcher: %s", problem)
 
     def _rearm(self) -> None:
         """Watch the folder of every name in the symlink chain; replace watches whose folder was
@@ -337,6 +377,14 @@ class RulesFileWatcher:
             self._on_change(data)
         except Exception:
             log.exception("applying the changed rules file %s failed", self.path)
+
+    def _deliver_error(self, problem: str) -> None:
+        if self._stopped or self._on_error is None:
+            return
+        try:
+            self._on_error(problem)
+        except Exception:
+            log.exception("handling the unreadable rules file %s failed", self.path)
 
     def _deliver_missing(self) -> None:
         if self._stopped or self._on_missing is None:

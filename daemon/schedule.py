@@ -44,6 +44,10 @@ class Timers:
 
     def wake_in(self, delay: dt.timedelta) -> None:
         """Reconcile once ``delay`` from now (of trusted time): APScheduler runs on the system clock,
-        so the trusted instant is translated into it, plus 50 ms to land just past the change."""
+        so the trusted instant is translated into it, plus 50 ms to land just past the change.
+
+        A delay over a day is cut to a day: the 30 s reconcile re-decides (and re-aims this wake-up)
+        long before, and a far "never" (a change due in the year 9999) cannot overflow the sum."""
+        delay = min(delay, dt.timedelta(days=1))
         at = dt.datetime.now(dt.UTC) + delay + dt.timedelta(milliseconds=50)
         self._scheduler.add_job(self._reconcile, "date", run_date=at, id="transition", replace_existing=True)

@@ -8,6 +8,7 @@ enforces. Both are written private (0600) off the event loop.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
@@ -113,10 +114,24 @@ class Status:
     journal: JournalReport = field(default_factory=JournalReport)
     timezone: str | None = None  # the zone days are counted in (the block page's "today", stats)
     tampering: list[str] = field(default_factory=list)  # state found changed at start, and restored
+    problems: list[str] = field(default_factory=list)  # what keeps the daemon from its whole job
+    updated: str | None = None  # when the daemon wrote this (system clock, UTC)
+    refresh_seconds: float = 30.0  # the daemon rewrites it at least this often while it can
     running: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def stale_for(self, now: dt.datetime) -> float | None:
+        """Seconds since this should have been rewritten (three refreshes missed), or None while it
+        is current: a running daemon that cannot write its state directory leaves an old status."""
+        if not self.updated:
+            return None
+        try:
+            age = (now - dt.datetime.fromisoformat(self.updated)).total_seconds()
+        except (ValueError, TypeError):
+            return None
+        return age if age > 3 * self.refresh_seconds else None
 
     def write(self, path: Path) -> None:
         write_private(path, json.dumps(self.as_json(), indent=2))

@@ -19,7 +19,7 @@ from typing import cast
 
 import click
 
-from zerocontact.daemon.cli.common import UserError, read_rules, state_dir_option
+from zerocontact.daemon.cli.common import UserError, read_rules_and_bytes, state_dir_option
 from zerocontact.daemon.paths import IN_FORCE, RUNTIME
 from zerocontact.installer import plan as planmod
 from zerocontact.installer.context import OS, InstallError, Mode, SubprocessRunner, host_os
@@ -55,8 +55,9 @@ def fail(e: Exception) -> click.ClickException:
 
 
 def read_rules_bytes(path: Path) -> bytes:
-    read_rules(path)  # every problem, located, as `rules check` prints them
-    return path.read_bytes()
+    """The rules file's bytes, checked as `rules check` checks them (every problem, located), read
+    once and only if it is a regular file of bounded size (rulesfile.read_rules_file)."""
+    return read_rules_and_bytes(path)[1]
 
 
 def manifest_candidates(root: Path, state_dir: Path | None) -> list[tuple[Mode, Path]]:

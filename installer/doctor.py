@@ -9,6 +9,7 @@ A ``fail`` is a hole in the protection (the exit status is 1); a ``warn`` is a w
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import socket
@@ -264,7 +265,7 @@ def check_runtime(
     )
     host, _, port = proxy.rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=2):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):  # "[::1]:8341"
             pass
         out.append(Check("proxy", OK, f"{proxy} accepts connections"))
     except (OSError, ValueError) as e:
@@ -280,9 +281,31 @@ def check_runtime(
             out.append(Check("pac", OK, f"{pac_url} sends the {len(hosts)} targeted hosts to the proxy"))
     except (OSError, ValueError) as e:
         out.append(Check("pac", FAIL, f"cannot fetch {pac_url} ({e})", start))
+    alive = isinstance(pid, int) and _alive(pid)
     if status is None:
-        out.append(Check("clock", WARN, "no status.json yet (the daemon writes it once running)", start))
+        if alive:  # it runs, yet has no status: it could not write one (and removed the old one)
+            out.append(
+                Check(
+                    "status",
+                    FAIL,
+                    "the daemon runs but cannot publish its status (a full disk or a read-only state "
+                    "directory?)",
+                    "free disk space / check the state directory; the daemon's log says more",
+                )
+            )
+        else:
+            out.append(Check("clock", WARN, "no status.json yet (the daemon writes it once running)", start))
         return out
+    stale = status.stale_for(dt.datetime.now(dt.UTC)) if alive else None
+    if stale is not None:
+        out.append(
+            Check(
+                "status",
+                FAIL,
+                f"the daemon has not updated its status for {stale / 60:.0f} min; what follows is old",
+                "free disk space / check the state directory; the daemon's log says more",
+            )
+        )
     clock = status.clock
     if clock.trusted:
         out.append(Check("clock", OK, f"trusted: {clock.detail}"))
@@ -314,6 +337,12 @@ def check_runtime(
                 "free disk space / check permissions of the state directory",
             )
         )
+    user = "" if ctx.mode == "system" else " --user"
+    logs = "see the daemon's log" + (
+        f": {_sudo(ctx)}journalctl{user} -u zerocontact" if ctx.os == "linux" else ""
+    )
+    for problem in status.problems:  # the daemon runs, but not all of its job gets done
+        out.append(Check("daemon", FAIL, problem, logs))
     return out
 
 

@@ -17,6 +17,7 @@ from .policy import entry_key
 from .schema import App, Person, Ruleset, Schedule, Window
 
 WEEK = 7 * 1440
+NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)  # a pending change that can never come due
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,10 @@ def decide(
     released: list[Change] = []
     for c in loosenings(in_force, requested, started, now):
         since = pending.get(c.key, now)
-        due = since + cooling
+        try:
+            due = since + cooling
+        except OverflowError:  # a corrupt start time near the year 9999: the change waits for good
+            due = NEVER
         if due <= now:
             released.append(c)
         else:

@@ -22,6 +22,9 @@ from .platforms import Platform, compile_template, presets, site_platform
 from .schema import (
     APP_ACTIONS,
     DEFAULT_SURFACES,
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_DURATION,
     SCHEDULE_DOCS,
     SURFACES,
     Account,
@@ -60,7 +63,21 @@ def parse_duration(text: str) -> dt.timedelta:
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f'{text!r} is not a duration; write e.g. "90d", "24h", "1d12h" or "30m"')
+    if not total <= MAX_DURATION.total_seconds():  # also catches inf ("1" and 400 zeros, "d")
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{shown!r} is longer than 100 years, the longest duration zerocontact accepts")
     return dt.timedelta(microseconds=round(total * 1_000_000))
+
+
+def _duration(ctx: _Ctx, key: str, value: Any, example: str, forever: str) -> dt.timedelta | None:
+    """A bounded duration at ``key``; ``forever`` says how to write "no end" for this key."""
+    if not _typed(ctx, key, value, str, f'a duration like "{example}"'):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        ctx.error(key, f"{e}{'; ' + forever if 'longer than' in str(e) else ''}")
+        return None
 
 
 def parse_window(text: str) -> Window:
@@ -90,6 +107,64 @@ def parse_window(text: str) -> Window:
     if times[0] == times[1]:
         raise ValueError(f"{text!r}: a window needs different start and end times")
     return Window(times[0], times[1], frozenset(days), text.strip())
+
+
+_ESCAPE_CLASSES = set("dDwWsS")
+_QUANTIFIER = re.compile(r"\*|\+|\?|\{(\d*)(,?)(\d*)\}")
+MAX_HANDLE_PATTERN = 200
+
+
+def handle_pattern_problem(pattern: str) -> str | None:
+    """Why a ``[[site]] handle`` regex is refused, or None if it is in the safe subset.
+
+    Python's regex engine backtracks, so ``(a+)+`` takes exponential time on ``aaaa…!`` — in
+    ``rules check`` and, worse, on the proxy's loop for a crafted URL. A handle is one run of
+    characters, so the subset is: a sequence of single-character atoms (a literal, an escape like
+    ``\\.``, ``\\d``, ``\\w``, ``.``, or a class ``[...]``), each with an optional count, at most one of
+    them variable (``+``, ``*``, ``?``, ``{1,64}``), optionally between ``^`` and ``$``. With no
+    groups, alternation, backreferences or lookarounds, and one variable count, a full match of a
+    path segment takes linear time."""
+    if len(pattern) > MAX_HANDLE_PATTERN:
+        return f"longer than {MAX_HANDLE_PATTERN} characters"
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    if body.endswith("$") and not body.endswith("\\$"):
+        body = body[:-1]
+    i, variable = 0, 0
+    while i < len(body):
+        c = body[i]
+        if c == "[":
+            j = i + 1
+            if body[j : j + 1] == "^":
+                j += 1
+            if body[j : j + 1] == "]":
+                j += 1  # a leading ] is a literal
+            while j < len(body) and body[j] != "]":
+                j += 2 if body[j] == "\\" else 1
+            if j >= len(body):
+                return "an unclosed character class"
+            i = j + 1
+        elif c == "\\":
+            nxt = body[i + 1 : i + 2]
+            if nxt.isalnum() and nxt not in _ESCAPE_CLASSES:
+                return f"\\{nxt} is not allowed (use \\d, \\w, \\s or a class like [A-Za-z0-9_.])"
+            i += 2
+        elif c in "()|":
+            return "groups and alternation ( ) | are not allowed"
+        elif c in "*+?{^$":
+            return f"{c!r} has nothing to repeat or is misplaced"
+        else:
+            i += 1
+        m = _QUANTIFIER.match(body, i)
+        if m:
+            low, comma, high = m.groups() if m.group(0).startswith("{") else ("", "", "")
+            fixed = m.group(0).startswith("{") and (not comma or low == high)
+            variable += not fixed
+            i = m.end()
+            if body[i : i + 1] in ("?", "+"):
+                i += 1  # lazy or possessive: the count is what matters
+    if variable > 1:
+        return "more than one variable count (+, *, ? or {m,n}); use one, like [A-Za-z0-9_.-]{1,64}"
+    return None
 
 
 class _Ctx:
@@ -187,6 +262,14 @@ def _until(ctx: _Ctx, key: str, value: Any, tz: str) -> dt.datetime | None:
         except ValueError:
             ctx.error(key, f"{value!r} is not a date; write 2027-03-01 or 2027-03-01T18:00")
             return None
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if isinstance(day, dt.date) and not EARLIEST_DATE <= day <= LATEST_DATE:
+        ctx.error(
+            key,
+            f"{day.isoformat()} is not between {EARLIEST_DATE.year} and {LATEST_DATE.year}, the years "
+            "zerocontact accepts; to block with no end, leave out both until and for",
+        )
+        return None
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=zone)
     if isinstance(value, dt.date):
@@ -199,8 +282,10 @@ def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> 
     tz = _timezone(ctx, f"{where}.timezone", table.get("timezone"), default_tz)
     until = _until(ctx, f"{where}.until", table["until"], tz) if "until" in table else None
     duration = None
-    if "for" in table and _typed(ctx, f"{where}.for", table["for"], str, 'a duration like "90d"'):
-        duration = ctx.check(f"{where}.for", lambda: parse_duration(table["for"]))
+    if "for" in table:
+        duration = _duration(
+            ctx, f"{where}.for", table["for"], "90d", "to block with no end, leave out both until and for"
+        )
         if duration is not None and duration <= dt.timedelta(0):
             ctx.error(f"{where}.for", "must be longer than zero")
     if "until" in table and "for" in table:
@@ -390,6 +475,15 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
         except re.error as e:
             ctx.error(f"{where}.handle", f"not a valid regular expression: {e}")
             handle = r"[A-Za-z0-9_.-]{1,64}"
+        else:
+            problem = handle_pattern_problem(handle)
+            if problem:
+                ctx.error(
+                    f"{where}.handle",
+                    f"{handle!r}: {problem}. A handle pattern is a run of characters, like "
+                    "'[A-Za-z0-9_.-]{1,64}', so that matching can never hang",
+                )
+                handle = r"[A-Za-z0-9_.-]{1,64}"
     pages: list[SitePattern] = []
     raw_pages = _table(ctx, f"{where}.pages", raw.get("pages", {})) or {}
     if not raw_pages:
@@ -402,6 +496,12 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
         for i, p in enumerate(_str_list(ctx, key, paths)):
             if "{handle}" not in p or not p.startswith("/"):
                 ctx.error(f"{key}[{i + 1}]", f"{p!r}: a path starting with / that holds {{handle}}")
+                continue
+            if any("{handle}" in seg and "*" in seg for seg in p.split("/")):
+                # ".*" and the handle's own count in one segment would backtrack quadratically
+                ctx.error(
+                    f"{key}[{i + 1}]", f"{p!r}: put a * wildcard in its own segment, not next to {{handle}}"
+                )
                 continue
             try:
                 compile_template(p, {"handle": handle}, key)
@@ -457,10 +557,14 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     _unknown_keys(ctx, "settings", settings_raw, list(toml_keys(Settings)))
     tz = _timezone(ctx, "settings.timezone", settings_raw.get("timezone"), default_timezone)
     retention = None
-    if "retention" in settings_raw and _typed(
-        ctx, "settings.retention", settings_raw["retention"], str, 'a duration like "365d"'
-    ):
-        retention = ctx.check("settings.retention", lambda: parse_duration(settings_raw["retention"]))
+    if "retention" in settings_raw:
+        retention = _duration(
+            ctx,
+            "settings.retention",
+            settings_raw["retention"],
+            "365d",
+            "to keep attempts for as long as the log exists, leave retention out",
+        )
     show_name = settings_raw.get("show_name", False)
     _typed(ctx, "settings.show_name", show_name, bool, "true or false")
     bypass = settings_raw.get("bypass_detection", True)
@@ -476,10 +580,14 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     lock_raw = _table(ctx, "lock", doc.get("lock", {})) or {}
     _unknown_keys(ctx, "lock", lock_raw, list(toml_keys(Lock)))
     lock = Lock()
-    if "cooling_off" in lock_raw and _typed(
-        ctx, "lock.cooling_off", lock_raw["cooling_off"], str, 'a duration like "24h"'
-    ):
-        c = ctx.check("lock.cooling_off", lambda: parse_duration(lock_raw["cooling_off"]))
+    if "cooling_off" in lock_raw:
+        c = _duration(
+            ctx,
+            "lock.cooling_off",
+            lock_raw["cooling_off"],
+            "24h",
+            "a cooling-off is usually a day to a few weeks",
+        )
         if c is not None:
             lock = Lock(cooling_off=c)
 

@@ -16,6 +16,15 @@ SURFACES: tuple[str, ...] = ("profile", "stories", "posts", "presence", "search"
 # the honest fallback where the platform hides who is being looked at. It is drastic, so opt-in.
 DEFAULT_SURFACES: frozenset[str] = frozenset(SURFACES) - {"client"}
 APP_ACTIONS: tuple[str, ...] = ("terminate", "suspend")
+# Bounds on every duration and date in the file. 100 years is more than any block, cooling-off or
+# retention a person means; "forever" has its own spelling (leave until and for out). Dates run from
+# the Unix epoch (an earlier one is a typo, and converting year 1 to UTC overflows) to the end of
+# 2999: a later one also means "forever", and with durations bounded too, every instant the daemon
+# computes (an end date plus a cooling-off, a start plus a duration) stays far inside the range of
+# Python's datetime (year 9999), so no arithmetic on the rules can overflow.
+MAX_DURATION = dt.timedelta(days=36525)
+EARLIEST_DATE = dt.date(1970, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
 
 
 def doc(toml: str, text: str, example: str | None = None, **kw: Any) -> Any:

@@ -30,6 +30,7 @@ KEYS = {
     "startup_s",
     "journal_ingest_per_second",
     "journal_stats_seconds",
+    "policy_evaluate_ms_1000_wednesday_windows",
     "inputs",
     "machine",
 }

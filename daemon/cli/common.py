@@ -15,6 +15,7 @@ from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
 from .. import paths as pathmod
+from ..rulesfile import RulesFileError, read_rules_file
 
 
 class UserError(click.ClickException):
@@ -78,9 +79,11 @@ def read_rules(path: Path) -> Ruleset:
 def read_rules_and_bytes(path: Path) -> tuple[Ruleset, bytes]:
     """The rules and the exact bytes they came from (the file watcher starts from those)."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = read_rules_file(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise UserError(f"no rules file at {path}; create one with: zerocontact rules init {path}") from None
+    except RulesFileError as e:  # a FIFO, a device, a directory, a huge file: never read
+        raise UserError(str(e)) from None
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     try:

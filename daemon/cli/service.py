@@ -113,8 +113,11 @@ def ca(show: str, state_dir: Path | None) -> None:
     from .. import ca as camod
 
     p = pathmod.resolve(state_dir)
-    p.ensure_state()
-    cert = camod.ensure(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    try:
+        p.ensure_state()
+        cert = camod.ensure(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
+    except OSError as e:  # a read-only or full state directory: one line, not a traceback
+        raise UserError(f"cannot create the CA in {p.ca_dir}: {pathmod.os_problem(e)}") from None
     click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
 
 
@@ -134,7 +137,10 @@ def _local(iso: str | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="The status as one JSON object.")
 @state_dir_option
 def status(as_json: bool, state_dir: Path | None) -> None:
-    """What is enforced now, what is pending, the last reload, and whether the clock is trusted."""
+    """What is enforced now, what is pending, the last reload, and whether the clock is trusted.
+
+    Exits 0 when running, 1 when running but not doing all of its job (a problem is listed, the
+    journal cannot be written, or it cannot publish a current status), 3 when not running."""
     p = pathmod.resolve(state_dir)
     pid = _running(p)
     st = Status.read(p.status)
@@ -146,9 +152,23 @@ def status(as_json: bool, state_dir: Path | None) -> None:
         if st is None or not st.people:
             sys.exit(3)
         click.echo("Last known status:")
+    elif st is None:
+        # running, but no status: it could not write one (and removed the old one rather than let
+        # it speak for the present)
+        click.echo(
+            f"zerocontact is running (pid {pid}) but cannot publish its status in {p.state_dir}: "
+            "the disk may be full or the directory read-only; see its log."
+        )
+        sys.exit(1)
     st = st or Status()
+    stale = st.stale_for(dt.datetime.now(dt.UTC)) if pid is not None else None
     if pid is not None:
         click.echo(f"zerocontact is running (pid {pid}); proxy {st.proxy}, PAC {st.pac}")
+        if stale is not None:
+            click.echo(
+                f"This status is NOT current: the daemon last wrote it {stale / 60:.0f} min ago (is its "
+                "state directory full or read-only? see its log). As it was then:"
+            )
     for person in st.people:
         when = f"until {_local(person.until)}" if person.until else "no end date"
         if person.windows:
@@ -167,10 +187,14 @@ def status(as_json: bool, state_dir: Path | None) -> None:
     click.echo(f"Last reload:  {'ok' if reload.ok else 'FAILED'}: {reload.detail}")
     trusted = "trusted" if st.clock.trusted else "NOT trusted"
     click.echo(f"Clock:        {trusted}: {st.clock.detail}")
-    click.echo(f"Journal:      {st.journal.error or 'ok'}")
+    journal = st.journal.error or ("ok" if stale is None else "unknown (the status is not current)")
+    click.echo(f"Journal:      {journal}")
+    for problem in st.problems:
+        click.echo(f"Problem:      {problem}")
     for note in st.tampering:
         click.echo(f"Tampering:    {note}")
-    sys.exit(0 if pid else 3)
+    degraded = stale is not None or bool(st.problems) or st.journal.error is not None
+    sys.exit(3 if not pid else 1 if degraded else 0)
 
 
 @click.command()

@@ -78,7 +78,7 @@ def forget(path: Path, before: dt.datetime, *, batch: int = 5000, busy_timeout: 
             )
             with contextlib.suppress(sqlite3.Error):
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.DatabaseError as e:
+    except sqlite3.Error as e:
         raise JournalError(
             f"cannot forget in {path} ({e}); {total} attempts were deleted before this happened"
         ) from e

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from zerocontact.daemon.app import Daemon, Options
 from zerocontact.daemon.clock import ClockStatus
@@ -176,3 +179,109 @@ def test_a_failed_start_stops_what_started(tmp_path: Path) -> None:
     assert message.startswith("cannot listen on 127.0.0.1:")
     assert ("stopped", "") in events(tmp_path / "other")
     assert not (tmp_path / "other" / "daemon.json").exists()
+
+
+def test_far_future_times_in_the_state_files_neither_stop_the_daemon_nor_other_windows(
+    tmp_path: Path,
+) -> None:
+    """A corrupt started.json (times in the year 9999) would overflow ``start + for``: the daemon
+    still starts, keeps Sam blocked (no end), and Ann's window starts on time at the next reconcile."""
+    clock = HandClock(T0)
+    text = rules_text({"Sam": 'for = "90d"', "Ann": 'windows = ["22:00-07:00"]\ntimezone = "UTC"'})
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    late = "9999-12-31T12:00:00+00:00"
+    (state / "started.json").write_text(json.dumps({"person:Sam": late, "person:Ann": late}))
+    d = make(tmp_path, text, clock)
+
+    async def scenario() -> None:
+        await d.start()
+        try:
+            assert blocked(d, SAM) and not blocked(d, ANN)
+            assert d.enforcement.state.next_change == T0.replace(hour=22)
+            clock.t = T0.replace(hour=22, minute=1)
+            await d.reconcile()
+            assert blocked(d, ANN) and blocked(d, SAM)
+            st = Status.read(d.paths.status)
+            assert st is not None and st.problems == []
+            assert {p.name: p.until for p in st.people} == {"Sam": None, "Ann": None}
+        finally:
+            await d.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_decision_keeps_what_is_in_force_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while re-deciding (here a stand-in bug), the 30 s reconcile must not raise
+    (APScheduler would log it every 30 s and nothing would change): the last decision stays, and the
+    problem is published once in the status until deciding works again."""
+    clock = HandClock(T0)
+    d = make(tmp_path, rules_text({"Sam": ""}), clock)
+
+    async def scenario() -> None:
+        await d.start()
+        try:
+            assert d.commitment is not None
+            real = d.commitment.decide
+
+            def broken(*args: object) -> object:
+                raise OverflowError("date value out of range")
+
+            monkeypatch.setattr(d.commitment, "decide", broken)
+            await d.reconcile()
+            await d.reconcile()
+            st = Status.read(d.paths.status)
+            assert st is not None and st.problems == [
+                "cannot re-decide what is in force (OverflowError: date value out of range); "
+                "the last decision stays"
+            ]
+            assert blocked(d, SAM)
+            monkeypatch.setattr(d.commitment, "decide", real)
+            await d.reconcile()
+            assert Status.read(d.paths.status).problems == []  # type: ignore[union-attr]
+        finally:
+            await d.stop()
+
+    asyncio.run(scenario())
+
+
+def test_reconcile_on_a_read_only_state_directory_reports_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 30 s reconcile must not raise when nothing can be written (it did, every 30 s): the
+    problem is logged once, and the status is current again as soon as the directory is writable."""
+    import logging
+
+    from zctest.support import mounted
+
+    clock = HandClock(T0)
+    d = make(tmp_path, rules_text({"Sam": ""}), clock)
+    state = tmp_path / "state"
+
+    async def scenario() -> None:
+        await d.start()
+        try:
+            with mounted("--bind", str(state), str(state)) as again:
+                again("-o", "remount,bind,ro")
+                clock.t += dt.timedelta(minutes=1)
+                # a loosening edit: the commitment files must be rewritten, and cannot be
+                d.apply_rules_text(rules_text({"Sam": "", "Ann": ""}).encode())
+                await d.settled()
+                await d.reconcile()
+                await d.reconcile()
+                assert list(d.problems) == ["state"]
+                assert "Read-only file system" in d.problems["state"] and blocked(d, SAM)
+                again("-o", "remount,bind,rw")
+                await d.reconcile()
+            assert d.problems == {}
+            errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+            assert len([e for e in errors if "cannot save its state" in e]) == 1, errors
+            assert len([e for e in errors if "cannot publish the status" in e]) == 1, errors
+            st = Status.read(d.paths.status)
+            assert st is not None and st.problems == [] and st.trusted_time == clock.t.isoformat()
+        finally:
+            await d.stop()
+
+    asyncio.run(scenario())

@@ -208,3 +208,90 @@ def test_note_endpoint_is_answered_locally() -> None:
     with taddons.context(b):
         b.request(f)
     assert f.response is not None and 'data-zerocontact="noted"' in f.response.text
+
+
+def tunnelled(url: str, host_header: str) -> http.HTTPFlow:
+    """A request inside a decrypted CONNECT tunnel to ``url``'s host, with its own Host header."""
+    f = flow("GET", url)
+    f.request.headers["Host"] = host_header
+    assert f.request.pretty_host == host_header
+    f.client_conn.sni = f.request.host
+    f.server_conn.address = (f.request.host, 443)
+    return f
+
+
+@pytest.mark.parametrize("forged", ["evil.example", "localhost", "instagram.com.evil.example"])
+def test_a_forged_host_header_is_judged_as_the_tunnels_host_too(forged: str) -> None:
+    b = blocker(RULES)
+    f = tunnelled("https://www.instagram.com/sam.example/", forged)
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is not None and f.response.status_code == 403
+    # and the other way round: the Host header names the target, the tunnel does not
+    f = tunnelled("https://evil.example/sam.example/", "www.instagram.com")
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is not None and f.response.status_code == 403
+
+
+def test_a_forged_host_header_on_someone_elses_page_is_still_checked_as_the_platform() -> None:
+    b = blocker(RULES)
+    f = tunnelled("https://www.instagram.com/someone.else/", "evil.example")
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is None
+    assert f.metadata["zerocontact"].platform == "instagram"  # its response is checked as Instagram's
+
+
+def test_the_note_endpoint_is_answered_locally_whatever_the_host_header_says() -> None:
+    b = blocker(RULES)
+    f = tunnelled("https://www.instagram.com/.zerocontact/note", "evil.example")
+    f.request.method = "POST"
+    f.request.content = b"attempt=abc&note=private+words"
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is not None and f.response.headers.get("X-Zerocontact") == "noted"
+
+
+def test_a_non_target_request_is_untouched_by_the_tunnel_check() -> None:
+    b = blocker(RULES)
+    f = tunnelled("https://example.org/sam.example/", "example.org")
+    with taddons.context(b):
+        b.request(f)
+    assert f.response is None and "zerocontact" not in f.metadata
+
+
+def test_a_note_over_the_bound_is_refused_before_its_body_is_read() -> None:
+    from zerocontact.daemon.blocker import NOTE_BODY_LIMIT
+
+    b = blocker(RULES)
+    f = flow("POST", "https://www.instagram.com/.zerocontact/note")
+    f.request.headers["Content-Length"] = str(40_000_000)
+    with taddons.context(b):
+        b.requestheaders(f)  # mitmproxy has read the headers only
+    assert f.response is not None and f.response.status_code == 413
+    # sent without a length (chunked): refused by size in the request hook, never parsed
+    f = flow(
+        "POST",
+        "https://www.instagram.com/.zerocontact/note",
+        body=b"attempt=a&note=x" + b"&a=b" * NOTE_BODY_LIMIT,
+    )
+    del f.request.headers["Content-Length"]
+    with taddons.context(b):
+        b.requestheaders(f)
+        assert f.response is None
+        b.request(f)
+    assert f.response is not None and f.response.status_code == 413
+
+
+def test_a_note_of_normal_size_is_kept_and_a_large_post_elsewhere_is_untouched() -> None:
+    b = blocker(RULES)
+    f = flow("POST", "https://www.instagram.com/.zerocontact/note", body=b"attempt=abc&note=" + b"x" * 500)
+    with taddons.context(b):
+        b.requestheaders(f)
+        b.request(f)
+    assert f.response is not None and f.response.headers.get("X-Zerocontact") == "noted"
+    upload = flow("POST", "https://www.instagram.com/upload/", {"Content-Length": str(40_000_000)})
+    with taddons.context(b):
+        b.requestheaders(upload)
+    assert upload.response is None

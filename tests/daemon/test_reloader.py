@@ -382,3 +382,41 @@ def test_a_failing_callback_does_not_stop_the_watcher(rules: Path) -> None:
             w.stop()
 
     run(main)
+
+
+@pytest.mark.parametrize("bad", ["fifo", "dev-zero"])
+def test_a_fifo_or_a_link_to_dev_zero_is_reported_and_hot_reload_lives_on(rules: Path, bad: str) -> None:
+    """Renamed over the rules file, a FIFO (whose open would block the settle thread for good) or a
+    link to /dev/zero (an endless read) is reported once, never read; replacing it with a regular
+    file (even with the same text as before) is delivered as usual."""
+
+    async def main() -> None:
+        problems: list[str] = []
+        reported = asyncio.Event()
+
+        def on_error(problem: str) -> None:
+            problems.append(problem)
+            reported.set()
+
+        async with watching(rules, on_error=on_error) as (_, seen):
+            staged = rules.with_name("staged")
+            if bad == "fifo":
+                os.mkfifo(staged)
+            else:
+                staged.symlink_to("/dev/zero")
+            os.replace(staged, rules)
+            await asyncio.wait_for(reported.wait(), WAIT)
+            kind = "a FIFO (named pipe)" if bad == "fifo" else "a character device"
+            assert problems[0].startswith(str(rules)) and f"is {kind}: " in problems[0]
+            with pytest.raises(TimeoutError):  # reported once, not at every check
+                reported.clear()
+                await asyncio.wait_for(reported.wait(), QUIET)
+            staged.write_bytes(OLD)  # the very text it had before
+            os.replace(staged, rules)
+            saved = time.monotonic()
+            assert await seen.change(saved) == OLD
+            rules.write_bytes(NEW)
+            assert await seen.change(time.monotonic()) == NEW
+            assert problems == problems[:1] and not seen.missing
+
+    run(main)

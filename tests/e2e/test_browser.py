@@ -63,3 +63,49 @@ def test_block_page_through_the_pac_file(tmp_path: Path, daemon: Daemon) -> None
         timeout=60,
     )
     assert 'data-zerocontact="blocked"' in r.stdout, r.stderr[-2000:]
+
+
+def test_a_trailing_dot_cannot_slip_past_the_pac(tmp_path: Path, daemon: Daemon) -> None:
+    """``www.instagram.com.`` (fully qualified) must go to the proxy like ``www.instagram.com``, both with
+    the PAC the daemon serves and with the data: URL PAC the managed browser policy carries."""
+    from zerocontact.installer.context import Context
+    from zerocontact.installer.policies import CHROMIUM_DIRS, pac_data_url
+
+    managed = sorted(Path(CHROMIUM_DIRS["Chromium"]).glob("*.json"))
+    if any("ProxySettings" in p.read_text(errors="replace") for p in managed):
+        # a managed policy beats --proxy-pac-url: this Chromium would test someone else's PAC
+        why = f"a managed Chromium proxy policy is installed ({', '.join(map(str, managed))})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+    host, _, port = daemon.proxy.rpartition(":")
+    ctx = Context(
+        mode="user",
+        root=tmp_path / "root",
+        home=tmp_path,
+        config_dir=tmp_path / "config",
+        state_dir=daemon.state,
+        exe=(),
+        hosts=("instagram.com",),
+        proxy_port=int(port),
+    )
+    assert ctx.proxy == (host, int(port))
+    home = nss_home(tmp_path, daemon.ca)
+    for pac_url in (daemon.pac, pac_data_url(ctx)):
+        r = subprocess.run(
+            chromium(
+                tmp_path,
+                home,
+                f"--proxy-pac-url={pac_url}",
+                # a name that went DIRECT fails here instead of leaving the machine
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--dump-dom",
+                "https://www.instagram.com./sam.example/",
+            ),
+            env={**os.environ, "HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert 'data-zerocontact="blocked"' in r.stdout, (pac_url[:40], r.stderr[-2000:])

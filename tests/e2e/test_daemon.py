@@ -13,36 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from zctest.e2e import ZC, Daemon, Origin, start_daemon
+from zctest.e2e import ZC, Daemon, Origin, curl, journal_rows, start_daemon
 from zctest.support import need_tool, wait_for
-
-
-def curl(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            need_tool("curl"),
-            "-sS",
-            "--max-time",
-            "10",
-            "-x",
-            f"http://{d.proxy}",
-            "--cacert",
-            str(d.ca),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
-
-
-def journal_rows(d: Daemon) -> list[sqlite3.Row]:
-    con = sqlite3.connect(f"file:{d.state / 'journal.sqlite3'}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        return con.execute("SELECT * FROM attempts ORDER BY id").fetchall()
-    finally:
-        con.close()
 
 
 @pytest.mark.e2e
@@ -192,12 +164,15 @@ def test_second_instance_is_refused(daemon: Daemon, tmp_path: Path) -> None:
 def test_sigterm_and_sigint_stop_within_two_seconds(tmp_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         d = start_daemon(tmp_path, name=str(int(sig)))
-        # an idle client connection must not hold the shutdown up
+        # an idle client connection (to the proxy, to the PAC server) must not hold the shutdown up
         host, port = d.proxy.rsplit(":", 1)
         s = socket.create_connection((host, int(port)))
+        pac_host, _, pac_port = d.pac.split("/")[2].rpartition(":")
+        idle_pac = socket.create_connection((pac_host, int(pac_port)))
         t0 = time.monotonic()
         rc = d.stop(sig, timeout=5)
         s.close()
+        idle_pac.close()
         assert time.monotonic() - t0 < 2.0
         assert rc == 0, d.output()
         assert not (d.state / "daemon.json").exists()

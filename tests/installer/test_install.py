@@ -305,3 +305,11 @@ def test_uninstall_during_a_block_waits_out_the_cooling_off(staging: Path, tmp_p
         assert "uninstalled" in done.stdout and not unit.exists()
     finally:
         d.stop()
+
+
+def test_install_refuses_a_rules_path_that_is_not_a_regular_file(staging: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # refused as `rules check` refuses it (the bytes installed are the bytes checked)
+    r = zc("install", "--user", "--rules", str(fifo), "--root", str(staging))
+    assert r.returncode == 1
+    assert f"{fifo} is a FIFO (named pipe): zerocontact reads its rules only from a regular file" in r.stderr

@@ -151,3 +151,14 @@ def test_window_coverage_across_midnight() -> None:
     assert not covers(s("22:00-06:00"), s("22:00-07:00"), None, T0)  # type: ignore[arg-type]
     assert covers(s("mon-sun 00:00-23:59", "23:59-00:00"), s("22:00-07:00"), None, T0)  # type: ignore[arg-type]
     assert not covers(s("mon-fri 22:00-07:00"), s("22:00-07:00"), None, T0)  # type: ignore[arg-type]
+
+
+def test_a_corrupt_pending_time_near_the_end_of_time_keeps_the_change_waiting() -> None:
+    """``pending`` and ``started`` come from state files: a time in the year 9999 plus the
+    cooling-off (or a ``for``) would overflow. The change waits for good instead of raising."""
+    old = r(BASE + '[[person]]\nname = "Ann"\naccounts = { x = "annx" }\nfor = "90d"\n')
+    new = r(BASE.split("[[app]]")[0])
+    late = dt.datetime(9999, 12, 31, 12, tzinfo=dt.UTC)
+    d = decide(old, new, {"app:night": late}, {"person:Ann": late}, T0)
+    assert {p.change.key: p.due for p in d.pending}["app:night"] == dt.datetime.max.replace(tzinfo=dt.UTC)
+    assert [a.name for a in d.effective.apps] == ["night"] and d.effective.person("Ann") is not None

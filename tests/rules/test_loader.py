@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -214,3 +215,108 @@ def test_loader_only_raises_its_own_error_for_any_structure(doc: dict[str, Any])
     except RulesError as e:
         assert e.problems and all(p.file == "fuzz.toml" for p in e.problems)
         assert not any("internal error" in p.message for p in e.problems), e
+
+
+PERSON = '[[person]]\nname = "Sam"\naccounts = { x = "sam" }\n'
+FOREVER = "to block with no end, leave out both until and for"
+LONGEST = "is longer than 100 years, the longest duration zerocontact accepts"
+YEARS = "is not between 1970 and 2999, the years zerocontact accepts"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            PERSON + 'for = "9999999d"\n',
+            f"r.toml:4:1: person[1].for: '9999999d' {LONGEST}; {FOREVER}",
+        ),
+        (PERSON + 'for = "36526d"\n', "person[1].for: '36526d' is longer than 100 years"),
+        (
+            PERSON + f'for = "1{"0" * 400}d"\n',
+            "person[1].for: '1" + "0" * 36 + "...' is longer than 100 years",
+        ),
+        (
+            '[lock]\ncooling_off = "9999999d"\n' + PERSON,
+            f"lock.cooling_off: '9999999d' {LONGEST}; a cooling-off is usually a day to a few weeks",
+        ),
+        (
+            '[settings]\nretention = "5300w"\n' + PERSON,
+            "settings.retention: '5300w' is longer than 100 years",
+        ),
+        (
+            PERSON + "until = 9999-12-31\n",
+            f"person[1].until: 9999-12-31 {YEARS}; {FOREVER}",
+        ),
+        (
+            PERSON + "until = 3000-01-01T00:00:00Z\n",
+            "person[1].until: 3000-01-01 is not between 1970 and 2999",
+        ),
+        (PERSON + "until = 0001-01-01\n", "person[1].until: 0001-01-01 is not between 1970 and 2999"),
+        (PERSON + 'until = "1969-12-31"\n', "person[1].until: 1969-12-31 is not between 1970 and 2999"),
+        (
+            '[[app]]\nname = "w"\nmatch = ["whatsapp"]\nfor = "9999999d"\n',
+            "app[1].for: '9999999d' is longer than 100 years",
+        ),
+    ],
+)
+def test_every_duration_and_date_is_bounded(text: str, expected: str) -> None:
+    (p,) = problems(text)
+    assert expected in p
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    rs = load(
+        '[lock]\ncooling_off = "36525d"\n[settings]\nretention = "36525d"\n' + PERSON + 'for = "36525d"\n'
+    )
+    assert rs.people[0].schedule.duration == rs.lock.cooling_off == dt.timedelta(days=36525)
+    for until in ("1970-01-01", "2999-12-31", "2999-12-31T23:59:59-12:00"):
+        s = load(PERSON + f"until = {until}\n").people[0].schedule
+        assert s.until is not None and s.until.year in (1970, 2999)
+
+
+def site(handle: str, page: str = "/members/{handle}") -> str:
+    return (
+        f'[[site]]\nname = "forum"\nhosts = ["forum.example.org"]\nhandle = {json.dumps(handle)}\n'
+        f'pages = {{ profile = ["{page}"] }}\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("handle", "why"),
+    [
+        ("(a+)+", "groups and alternation ( ) | are not allowed"),
+        ("(a|aa)+$", "groups and alternation"),
+        ("a|b", "groups and alternation"),
+        ("(?i)[a-z]+", "groups and alternation"),
+        ("[a-z]+[a-z0-9]*", "more than one variable count"),
+        ("[a-z]?[a-z]{1,30}", "more than one variable count"),
+        (r"([a-z])\1", "groups and alternation"),
+        (r"[a-z]+\b", r"\b is not allowed"),
+        ("x" * 201, "longer than 200 characters"),
+    ],
+)
+def test_a_site_handle_that_could_backtrack_is_refused(handle: str, why: str) -> None:
+    (p,) = problems(site(handle))
+    assert "site[1].handle:" in p and why in p and "so that matching can never hang" in p
+
+
+@pytest.mark.parametrize(
+    "handle",
+    [
+        r"[A-Za-z0-9_.-]{1,64}",
+        r"^[A-Za-z0-9_.-]{1,64}$",
+        r"[a-z][a-z0-9_]{2,29}",
+        r"\d+",
+        r"u[0-9]{4}\.[a-z]+?",
+        r"[]a-z]{3}x+",
+        r"\w{1,30}",
+    ],
+)
+def test_a_site_handle_in_the_safe_subset_is_accepted(handle: str) -> None:
+    assert load(site(handle)).sites[0].handle == handle
+
+
+def test_a_wildcard_next_to_the_handle_is_refused() -> None:
+    (p,) = problems(site(r"[a-z]+", "/members/*{handle}"))
+    assert "site[1].pages.profile[1]: '/members/*{handle}': put a * wildcard in its own segment" in p
+    assert load(site(r"[a-z]+", "/*/members/{handle}")).sites[0].pages[0].path == "/*/members/{handle}"

@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import signal
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -242,3 +243,31 @@ def open_browser(tmp_path: Path, daemon: Daemon) -> Iterator[CDP]:
         cdp.close()
         proc.kill()
         proc.wait()
+
+
+def curl(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            need_tool("curl"),
+            "-sS",
+            "--max-time",
+            "10",
+            "-x",
+            f"http://{d.proxy}",
+            "--cacert",
+            str(d.ca),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
+def journal_rows(d: Daemon) -> list[sqlite3.Row]:
+    con = sqlite3.connect(f"file:{d.state / 'journal.sqlite3'}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        return con.execute("SELECT * FROM attempts ORDER BY id").fetchall()
+    finally:
+        con.close()

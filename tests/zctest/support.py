@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +49,39 @@ def chromium_args(profile: object, *args: str) -> list[str]:
         f"--user-data-dir={profile}",
         *args,
     ]
+
+
+@contextlib.contextmanager
+def mounted(*args: str) -> Iterator[Callable[..., None]]:
+    """``mount ARGS`` (the target is the last argument); yields ``again(OPTIONS…)`` to remount it,
+    and unmounts at the end whatever happens. Needs root and a sandbox that permits mounts: skipped
+    where either is missing locally, a failure in CI."""
+    target = args[-1]
+    r = subprocess.run(["mount", *args], capture_output=True, text=True) if os.geteuid() == 0 else None
+    if r is None or r.returncode != 0:
+        why = "mounting needs root" if r is None else f"mount is not permitted here: {r.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why} (CI must run these as root)")
+        pytest.skip(why)
+
+    def again(*options: str) -> None:
+        subprocess.run(["mount", *options, target], check=True, capture_output=True)
+
+    try:
+        yield again
+    finally:
+        subprocess.run(["umount", "-l", target], capture_output=True)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file into ``directory`` until its file system is full; return that file."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 16, 512, 1):  # big pieces, then the last partial page
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size):
+                    pass
+    finally:
+        os.close(fd)
+    return filler

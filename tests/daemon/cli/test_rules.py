@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,40 @@ def test_explain_process_says_what_the_watcher_would_do(tmp_path: Path) -> None:
     assert json.loads(r.stdout.splitlines()[0])["verdict"] != "allow"
     r = run("explain", "--rules", str(rules), "--process", "999999999")
     assert r.returncode == 1 and "no process with PID" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_rules_check_refuses_a_fifo_and_a_link_to_dev_zero_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.toml"
+    zero.symlink_to("/dev/zero")
+    for path, kind in ((fifo, "a FIFO (named pipe)"), (zero, "a character device")):
+        for args in (("rules", "check", str(path)), ("run", "--rules", str(path), "--port", "0")):
+            # a blocked open or an endless read would run into the timeout (and fail the test)
+            r = subprocess.run([ZC, *args], capture_output=True, text=True, timeout=20)
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            assert f"is {kind}: zerocontact reads its rules only from a regular file" in r.stderr
+            assert r.stderr.count("\n") == 1, r.stderr  # one clear line
+
+
+def test_rules_check_and_run_refuse_a_forever_duration(tmp_path: Path) -> None:
+    path = tmp_path / "forever.toml"
+    path.write_text(RULES + 'for = "9999999d"\n[lock]\ncooling_off = "9999999d"\n')
+    for args in (("rules", "check", str(path)), ("run", "--rules", str(path), "--port", "0")):
+        r = run(*args)
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "OverflowError" not in r.stderr
+        assert "2 problems" in r.stderr
+        assert "person[1].for: '9999999d' is longer than 100 years" in r.stderr
+        assert "lock.cooling_off: '9999999d' is longer than 100 years" in r.stderr
+
+
+def test_rules_check_refuses_a_backtracking_site_handle_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "redos.toml"
+    path.write_text(
+        '[[site]]\nname = "forum"\nhosts = ["forum.example.org"]\nhandle = "(a+)+$"\n'
+        'pages = { profile = ["/members/{handle}"] }\n'
+        f'[[person]]\nname = "S"\naccounts = {{ forum = "{"a" * 40}!" }}\n'
+    )
+    # before the bound, matching the account against (a+)+$ ran for hours
+    r = subprocess.run([ZC, "rules", "check", str(path)], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "site[1].handle: '(a+)+$': groups and alternation" in r.stderr

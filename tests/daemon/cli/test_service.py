@@ -63,3 +63,44 @@ def test_status_reads_an_older_or_partial_status_file(tmp_path: Path) -> None:
         (tmp_path / "status.json").write_text(damaged)
         assert Status.read(tmp_path / "status.json") is None, damaged
     assert os.path.exists(tmp_path / "status.json")  # read, never removed
+
+
+def running_here(state: Path, status: Status | None) -> None:
+    """A status directory whose daemon.json names a live process (this test's)."""
+    state.mkdir(exist_ok=True)
+    Runtime(pid=os.getpid(), proxy="127.0.0.1:1", pac="-", ca="-", rules="-", started="-").write(
+        state / "daemon.json"
+    )
+    if status is not None:
+        status.write(state / "status.json")
+
+
+def test_status_of_a_running_daemon_that_cannot_write_its_state_tells_the_truth(tmp_path: Path) -> None:
+    import dataclasses
+    import datetime as dt
+
+    state = tmp_path / "state"
+    now = dt.datetime.now(dt.UTC)
+    fresh = Status(updated=now.isoformat())
+    running_here(state, fresh)
+    r = run("status", "--state-dir", str(state))
+    assert r.returncode == 0 and "Journal:      ok" in r.stdout and "NOT current" not in r.stdout
+    # the journal cannot write: said, and the exit status says the daemon is not doing all its job
+    from zerocontact.daemon.status import JournalReport
+
+    running_here(state, dataclasses.replace(fresh, journal=JournalReport("cannot write …: disk is full")))
+    r = run("status", "--state-dir", str(state))
+    assert r.returncode == 1 and "Journal:      cannot write …: disk is full" in r.stdout
+    # a problem the daemon reports
+    running_here(state, dataclasses.replace(fresh, problems=["cannot save its state in …"]))
+    r = run("status", "--state-dir", str(state))
+    assert r.returncode == 1 and "Problem:      cannot save its state in …" in r.stdout
+    # an old status (the daemon rewrites it every 30 s): never "Journal: ok"
+    running_here(state, Status(updated=(now - dt.timedelta(minutes=10)).isoformat()))
+    r = run("status", "--state-dir", str(state))
+    assert r.returncode == 1 and "This status is NOT current: the daemon last wrote it 10 min ago" in r.stdout
+    assert "Journal:      unknown (the status is not current)" in r.stdout
+    # no status at all while it runs: it could not write one
+    (state / "status.json").unlink()
+    r = run("status", "--state-dir", str(state))
+    assert r.returncode == 1 and f"is running (pid {os.getpid()}) but cannot publish its status" in r.stdout
