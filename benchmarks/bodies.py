@@ -15,11 +15,46 @@ from typing import Any
 
 TARGET_HANDLE = "sam.example"
 TARGET_PK = 4242424242  # learned from the "mention" feed: Sam's comment carries it next to the handle
-_WORDS = (
-    "sunset beach coffee morning city lights weekend friends trip mountains lake summer winter "
-    "autumn pasta pizza brunch concert festival museum gallery street art vintage neon sign tram "
-    "harbour market bakery garden hike river bridge rooftop skyline train station"
-).split()
+_WORDS = [
+    "sunset",
+    "beach",
+    "coffee",
+    "morning",
+    "city",
+    "lights",
+    "weekend",
+    "friends",
+    "trip",
+    "mountains",
+    "lake",
+    "summer",
+    "winter",
+    "autumn",
+    "pasta",
+    "pizza",
+    "brunch",
+    "concert",
+    "festival",
+    "museum",
+    "gallery",
+    "street",
+    "art",
+    "vintage",
+    "neon",
+    "sign",
+    "tram",
+    "harbour",
+    "market",
+    "bakery",
+    "garden",
+    "hike",
+    "river",
+    "bridge",
+    "rooftop",
+    "skyline",
+    "train",
+    "station",
+]
 _EXTRA = ("café", "crème", "Zürich", "São Paulo", "naïve", "smörgåsbord", "🌅", "☕️", "🎉", "❤️", "😂", "✨")
 
 
@@ -245,9 +280,11 @@ def html_page(size: int = 500_000, seed: int = 3) -> bytes:
                 f'<script type="application/json" data-content-len="1" data-sjs>{_meta_json(island)}</script>'
             )
         elif kind == 1:
+            rc = f'{{"__rc":[null,"{_b64(rng, 40)}"]}}'
             parts.append(
-                '<script>requireLazy(["TimeSliceImpl","ServerJS"],function(TimeSlice,ServerJS){var s=new '
-                f'ServerJS();s.handle({{"define":[["cr:{rng.randint(1000, 9999)}",[],{{"__rc":[null,"{_b64(rng, 40)}"]}},-1]]}});}});</script>'
+                '<script>requireLazy(["TimeSliceImpl","ServerJS"],function(TimeSlice,ServerJS){'
+                f'var s=new ServerJS();s.handle({{"define":[["cr:{rng.randint(1000, 9999)}",[],{rc},-1]]}});'
+                "});</script>"
             )
         elif kind == 2:
             data = {
@@ -259,7 +296,8 @@ def html_page(size: int = 500_000, seed: int = 3) -> bytes:
         else:
             parts.append(
                 "".join(
-                    f'<div class="x{_hex(rng, 5)} x{_hex(rng, 5)}"><span dir="auto">{rng.choice(_WORDS)}</span>'
+                    f'<div class="x{_hex(rng, 5)} x{_hex(rng, 5)}">'
+                    f'<span dir="auto">{rng.choice(_WORDS)}</span>'
                     f'<img alt="" src="{_cdn(rng, "s320x320").replace("&", "&amp;")}" /></div>'
                     for _ in range(12)
                 )
