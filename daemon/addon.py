@@ -85,6 +85,7 @@ class Blocker:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="zerocontact-inspect")
     )
     _filters: dict[str, tuple[Matcher, int, Prefilter]] = field(default_factory=dict)
+    _last_page: tuple[tuple[str, int, str, str | None] | None, str] = (None, "")
     blocked: int = 0
 
     def __post_init__(self) -> None:
@@ -274,8 +275,9 @@ class Blocker:
         self._today.count += 1
         return self._today.count
 
-    def _attempt(self, flow: http.HTTPFlow, v: Verdict) -> tuple[str, int]:
-        """Record (or fold into the current burst) one attempt; return its key and today's count."""
+    def _attempt(self, flow: http.HTTPFlow, v: Verdict) -> tuple[str, int, bool]:
+        """Record (or fold into the current burst) one attempt: its key, today's count, and whether
+        it is a new attempt (not a repeat within the burst)."""
         now = time.monotonic()
         burst = (v.person or "", v.platform or "")
         last = self._recent.get(burst)
@@ -283,7 +285,7 @@ class Blocker:
             self._recent[burst] = (last[0], now)
             if self.journal:
                 self.journal.bump(last[0], self.clock())
-            return last[0], self._today.count
+            return last[0], self._today.count, False
         if len(self._recent) > 1000:
             self._recent.clear()
         attempt = Attempt(
@@ -302,7 +304,7 @@ class Blocker:
         count = self._count_attempt()
         if self.journal:
             self._log_with_process(flow, attempt)
-        return attempt.key, count
+        return attempt.key, count, True
 
     def _log_with_process(self, flow: http.HTTPFlow, attempt: Attempt) -> None:
         """Queue the attempt now; find the client process off the loop and add it when known."""
@@ -324,16 +326,22 @@ class Blocker:
 
     def _block(self, flow: http.HTTPFlow, v: Verdict) -> None:
         self.blocked += 1
-        key, count = self._attempt(flow, v)
+        key, count, new = self._attempt(flow, v)
         what = describe(v.platform, v.surface)
         flow.metadata["zerocontact_blocked"] = True
         if self._is_page(flow, v):
-            body = self._page(v, what, count, key)
-            resp = http.Response.make(403, body, HEADERS_HTML)
+            # a burst (a page reloaded, its assets retried) shows the same page: render it once
+            page_key = (key, count, what, v.person)
+            if self._last_page[0] != page_key:
+                self._last_page = (page_key, self._page(v, what, count, key))
+            resp = http.Response.make(403, self._last_page[1], HEADERS_HTML)
         else:
             resp = http.Response.make(403, refusal(what), HEADERS_API)
         flow.response = resp  # in the response hook this replaces the origin's answer unseen
-        log.info(
+        # one line per attempt; the repeats inside its burst only at debug level (writing a log line
+        # is a synchronous write on the loop, and a reloading page repeats it hundreds of times)
+        log.log(
+            logging.INFO if new else logging.DEBUG,
             "blocked %s %s%s: %s",
             flow.request.method,
             flow.request.pretty_host,
