@@ -402,7 +402,7 @@ def bench_lookup(zc: Running, per_round: int, rounds: int, procs: int) -> dict[s
         for _ in range(rounds):
             one_round("procs")
     out: dict[str, Any] = {"processes_on_machine_with_load": others}
-    for key, prefix in (("idle", "blocked_lookup"), ("procs", f"blocked_lookup_{procs}_procs")):
+    for key, prefix in (("idle", "blocked_lookup"), ("procs", "blocked_lookup_loaded")):
         lats = [x for r in runs[key] for x in r.latencies_ms]
         out[f"{prefix}_p50_ms"] = r3(statistics.median(lats))
         out[f"{prefix}_p99_ms"] = r3(pct(lats, 0.99))
