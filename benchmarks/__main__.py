@@ -724,6 +724,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("plain mitmdump RSS MB", "mitmproxy_rss_mb", ""),
     ("real bodies: worst req/s ratio zc/mitmproxy", "traffic_rps_ratio_min", "≥ 0.95"),
     ("real bodies: worst 1-client p50 ratio", "traffic_p50_ratio_max", "≤ 1.1"),
+    ("real bodies: worst req per CPU-s ratio", "traffic_cpu_ratio_min", ""),
     (
         "block vs 10-line addon req/s ratio h1/tls/h2",
         "blocked_vs_addon_http_rps_ratio|blocked_vs_addon_https_rps_ratio|blocked_vs_addon_h2_rps_ratio",

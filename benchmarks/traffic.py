@@ -325,6 +325,7 @@ def compare(
     """zerocontact beside mitmproxy, order alternating per round: busy requests/s, one client's p50/p99."""
     busy: dict[str, list[Load]] = {"zc": [], "mitm": []}
     alone: dict[str, list[Load]] = {"zc": [], "mitm": []}
+    cpu: dict[str, list[float]] = {"zc": [], "mitm": []}  # proxy process CPU ms per request, busy runs
     for r in (zc, mitm):  # warm-up: TLS session, upstream connections, caches
         load(proto, r, path, max(threads, total // 8), threads, headers)
     for i in range(rounds):
@@ -332,7 +333,9 @@ def compare(
         if i % 2:
             order.reverse()
         for name, r in order:
+            c0 = cpu_seconds(r)
             b = load(proto, r, path, total, threads, headers)
+            cpu[name].append(1000 * (cpu_seconds(r) - c0) / b.requests)
             a = load(proto, r, path, single, 1, headers)
             for got in (b, a):
                 _check(got, status, size, f"{name} {proto} {path}")
@@ -360,8 +363,19 @@ def compare(
             for a, b in zip(alone["zc"], alone["mitm"], strict=True)
         ]
     )
+    out["zc_cpu_ms"] = med(cpu["zc"])
+    out["mitm_cpu_ms"] = med(cpu["mitm"])
+    # requests per CPU-second, zerocontact over mitmproxy: what requests/s would be with a core each,
+    # and far less disturbed by whatever else the machine runs than requests/s themselves
+    out["cpu_ratio"] = med([m / z for z, m in zip(cpu["zc"], cpu["mitm"], strict=True)])
     out["rps_ratio_per_round"] = [r3(a.rps / b.rps) for a, b in zip(busy["zc"], busy["mitm"], strict=True)]
     return out
+
+
+def cpu_seconds(r: Running) -> float:
+    """User plus system CPU of the proxy process, all its threads."""
+    t = psutil.Process(r.proc.pid).cpu_times()
+    return float(t.user + t.system)
 
 
 # -- blocked requests under process load ---------------------------------------------------------------
@@ -518,7 +532,7 @@ def run(sizes: Sizes, protocols: tuple[str, ...] = PROTOCOLS, cases: tuple[str, 
                         sizes.rounds,
                         sizes.threads,
                         403,
-                        len(page_bytes),
+                        None,  # the page carries the attempt's id and today's count: its length varies
                         PAGE_HEADERS,
                     )
                 log(f"blocked with client-process lookups, 0 and {sizes.procs} idle processes")
@@ -536,11 +550,13 @@ def run(sizes: Sizes, protocols: tuple[str, ...] = PROTOCOLS, cases: tuple[str, 
     if allowed:
         out["traffic_rps_ratio_min"] = min(v["rps_ratio"] for v in allowed.values())
         out["traffic_p50_ratio_max"] = max(v["p50_ratio"] for v in allowed.values())
+        out["traffic_cpu_ratio_min"] = min(v["cpu_ratio"] for v in allowed.values())
     for proto in protocols:
         b = traffic.get(f"{proto}_blocked")
         if b:
             out[f"blocked_vs_addon_{proto}_rps_ratio"] = b["rps_ratio"]
             out[f"blocked_vs_addon_{proto}_p99_ratio"] = b["p99_ratio"]
+            out[f"blocked_vs_addon_{proto}_cpu_ratio"] = b["cpu_ratio"]
     out["inputs"] = {
         "cases": {c.name: {"path": c.path, "bytes": body_sizes.get(c.path)} for c in CASES},
         "rounds": sizes.rounds,
