@@ -678,6 +678,10 @@ def run(sizes: Sizes, rss_requests: int = 0) -> dict[str, Any]:
         t = sub_json("benchmarks.traffic", *sizes.sub, timeout=3600)
         inputs["traffic"] = t.pop("inputs")
         out |= t
+        log("the response prefilter, in process")
+        pf = sub_json("benchmarks.prefilter", *sizes.sub)
+        inputs["prefilter"] = {"bytes": pf.pop("inputs")}
+        out |= pf
         log("rules at 100 / 1,000 / 10,000 people")
         rs = sub_json("benchmarks.rules_scale", *sizes.sub)
         inputs["rules_scale"] = {"people": rs.pop("rules_people")}
@@ -725,6 +729,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("real bodies: worst req/s ratio zc/mitmproxy", "traffic_rps_ratio_min", "≥ 0.95"),
     ("real bodies: worst 1-client p50 ratio", "traffic_p50_ratio_max", "≤ 1.1"),
     ("real bodies: worst req per CPU-s ratio", "traffic_cpu_ratio_min", ""),
+    ("prefilter ms: 200 KB / 2 MB body", "prefilter_ms_json200k|prefilter_ms_json2m", ""),
+    ("decode+walk ms (before): 200 KB / 2 MB", "decode_walk_ms_json200k|decode_walk_ms_json2m", ""),
     (
         "block vs 10-line addon req/s ratio h1/tls/h2",
         "blocked_vs_addon_http_rps_ratio|blocked_vs_addon_https_rps_ratio|blocked_vs_addon_h2_rps_ratio",

@@ -9,8 +9,10 @@ Certain means: case-insensitively (``str.lower``, as the matcher compares), and 
 JSON uses. A body whose JSON escapes (``\\u0073``, ``\\u002E``, ``\\/`` …) spell a character an
 identifier is made of, or that holds the Kelvin sign (which lower-cases to ``k``), is unescaped and
 searched as text; so is every body when an identifier is not ASCII. Searching is ``bytes.lower``
-plus one ``in`` per identifier (a few hundred µs for 2 MB), or one compiled trie regex when there are
-many identifiers. Pure: no I/O.
+plus one ``in`` per identifier: ~0.3 ms for 200 KB with two identifiers, ~3 ms for 2 MB. Above
+``MAX_IDENTIFIERS`` per platform searching would cost more than the decode it saves (one ``in`` is
+~0.06 ms per 200 KB, decoding and walking that body ~4 ms), so such a prefilter lets every body
+through to be inspected, exactly as before it existed. Pure: no I/O.
 
 Not covered, on purpose: a JSON *number* written in exponent or long-fraction form (``1.234567e6``)
 that the matcher would read as the id ``1234567``. No platform writes ids as floats (ids above 2**53
@@ -25,7 +27,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-LITERAL_MAX = 12  # up to this many identifiers, one ``in`` each beats a regex (measured: benchmarks)
+# Beyond this many identifiers on one platform, searching costs about what decoding does (benchmarks/
+# prefilter.py: one ``in`` ~0.06 ms per 200 KB, a decode and walk ~4 ms; sre alternations and tries of
+# diverse ids were slower still, 6-20 ms): then every body is inspected, as without a prefilter.
+MAX_IDENTIFIERS = 48
 _KELVIN = "\u212a"  # the one non-ASCII character whose lower case is a single ASCII letter ("k")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 _LEADING_WS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
@@ -45,6 +50,7 @@ class Prefilter:
             _compiled(g) for g in (frozenset(i.lower() for i in group if i) for group in groups) if g
         )
         self._lower = any(p.letters for p in self._parts)
+        self.exhaustive = sum(p.size for p in self._parts) <= MAX_IDENTIFIERS  # else: everything passes
         self._text = any(p.non_ascii for p in self._parts)  # some identifier is not ASCII
         # applied to the lower-cased bytes when those are made anyway (hex digits then need no re.I)
         self._danger = _danger_pattern(frozenset().union(*(p.chars for p in self._parts)), not self._lower)
@@ -56,6 +62,8 @@ class Prefilter:
         """False only if no identifier can be in ``body`` as a JSON value, however it is written."""
         if not self._parts or not body:
             return False
+        if not self.exhaustive:
+            return True
         start = _LEADING_WS.match(body)
         head = body[start.end() if start else 0 :][:4]
         if json.detect_encoding(head) not in ("utf-8", "utf-8-sig"):
@@ -84,19 +92,14 @@ class _Part:
         self.non_ascii = len(ascii_ids) != len(idents)
         self.letters = any(c.isalpha() for i in ascii_ids for c in i)
         self.chars = frozenset(c for i in idents for c in i)
+        self.size = len(idents)
         self._bytes = tuple(i.encode() for i in ascii_ids)
         self._texts = tuple(sorted(idents))
-        self._brx = re.compile(_trie(ascii_ids).encode()) if len(ascii_ids) > LITERAL_MAX else None
-        self._trx = re.compile(_trie(self._texts)) if len(self._texts) > LITERAL_MAX else None
 
     def found(self, low: bytes) -> bool:
-        if self._brx is not None:
-            return self._brx.search(low) is not None
         return any(n in low for n in self._bytes)
 
     def found_text(self, text: str) -> bool:
-        if self._trx is not None:
-            return self._trx.search(text) is not None
         return any(n in text for n in self._texts)
 
 
@@ -139,9 +142,9 @@ def _unescape(m: re.Match[str]) -> str:
 
 
 def _trie(words: Iterable[str]) -> str:
-    """One regex for many literals with shared prefixes factored out (``sam(?:\\.ex|antha)``), so
-    sre tries a handful of branches per position instead of every identifier. A word that another
-    one starts with is enough on its own: finding it is finding either."""
+    """One regex for many literals with shared prefixes factored out (``00(?:2e|3(?:2|4))``), so sre
+    tries a handful of branches per position instead of every literal. A word that another one starts
+    with is enough on its own: finding it is finding either."""
     root: dict[str, Any] = {}
     for w in sorted(words, key=len):
         node = root

@@ -41,6 +41,8 @@ KEYS = {
     "rules_check_s_max",
     "daemon_start_s_max",
     "rules_load_per_person_ratio",
+    "prefilter_ms_json2m",
+    "decode_walk_ms_json2m",
     "inputs",
     "machine",
 }
@@ -70,6 +72,7 @@ def test_benchmarks_quick_run_reports_every_figure() -> None:
         "journal",
         "traffic",
         "rules_scale",
+        "prefilter",
     } <= set(out["inputs"])
     # every realistic body, over every protocol, side by side with plain mitmproxy
     assert {f"{p}_{c}" for p in ("http", "https", "h2") for c in ("json2m", "html500k", "blocked")} <= set(
