@@ -551,9 +551,9 @@ def rss_mb(pid: int) -> float:
     return round(float(psutil.Process(pid).memory_info().rss) / 2**20, 1)
 
 
-def sub_json(module: str, *args: str) -> dict[str, Any]:
+def sub_json(module: str, *args: str, timeout: float = 900) -> dict[str, Any]:
     r = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if r.returncode:
         raise SystemExit(f"{module} failed ({r.returncode}):\n{r.stderr[-3000:]}")
@@ -572,6 +572,7 @@ class Sizes:
     reload_saves: int
     journal_attempts: int
     watcher: tuple[str, ...]
+    sub: tuple[str, ...] = ()  # extra arguments for benchmarks.traffic and benchmarks.rules_scale
 
 
 FULL = Sizes(
@@ -585,7 +586,9 @@ FULL = Sizes(
     journal_attempts=100_000,
     watcher=("--launches", "200", "--idle", "500", "--seconds", "10"),
 )
-QUICK = Sizes(40, 40, 20, 2, 2, 4, 2, 2_000, ("--launches", "3", "--idle", "10", "--seconds", "0.3"))
+QUICK = Sizes(
+    40, 40, 20, 2, 2, 4, 2, 2_000, ("--launches", "3", "--idle", "10", "--seconds", "0.3"), ("--quick",)
+)
 
 
 def run(sizes: Sizes, rss_requests: int = 0) -> dict[str, Any]:
@@ -673,6 +676,18 @@ def run(sizes: Sizes, rss_requests: int = 0) -> dict[str, Any]:
         inputs["journal"] = {"attempts": j["attempts"], "sqlite": j["sqlite"], "file_bytes": j["file_bytes"]}
         log("policy: evaluate with 1,000 windows")
         out |= sub_json("benchmarks.policy")
+        log("real traffic: Instagram-shaped bodies over HTTP, HTTPS and HTTP/2 beside plain mitmproxy")
+        t = sub_json("benchmarks.traffic", *sizes.sub, timeout=3600)
+        inputs["traffic"] = t.pop("inputs")
+        out |= t
+        log("the response prefilter, in process")
+        pf = sub_json("benchmarks.prefilter", *sizes.sub)
+        inputs["prefilter"] = {"bytes": pf.pop("inputs")}
+        out |= pf
+        log("rules at 100 / 1,000 / 10,000 people")
+        rs = sub_json("benchmarks.rules_scale", *sizes.sub)
+        inputs["rules_scale"] = {"people": rs.pop("rules_people")}
+        out |= rs
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["inputs"] = inputs
@@ -718,6 +733,26 @@ ROWS: list[tuple[str, str, str]] = [
     ("daemon start s, warm / cold", "startup_s|startup_cold_s", ""),
     ("daemon RSS MB, start / after load", "rss_mb_after_start|rss_mb", ""),
     ("plain mitmdump RSS MB", "mitmproxy_rss_mb", ""),
+    ("real bodies: worst req/s ratio zc/mitmproxy", "traffic_rps_ratio_min", "≥ 0.95"),
+    ("real bodies: worst 1-client p50 ratio", "traffic_p50_ratio_max", "≤ 1.1"),
+    ("real bodies: worst req per CPU-s ratio", "traffic_cpu_ratio_min", ""),
+    ("prefilter ms: 200 KB / 2 MB body", "prefilter_ms_json200k|prefilter_ms_json2m", ""),
+    ("decode+walk ms (before): 200 KB / 2 MB", "decode_walk_ms_json200k|decode_walk_ms_json2m", ""),
+    (
+        "block vs 10-line addon req/s ratio h1/tls/h2",
+        "blocked_vs_addon_http_rps_ratio|blocked_vs_addon_https_rps_ratio|blocked_vs_addon_h2_rps_ratio",
+        "≥ 0.9",
+    ),
+    (
+        "block vs 10-line addon p99 ratio h1/tls/h2",
+        "blocked_vs_addon_http_p99_ratio|blocked_vs_addon_https_p99_ratio|blocked_vs_addon_h2_p99_ratio",
+        "≤ 1.5",
+    ),
+    ("new-attempt block p99 ms: idle / +procs", "blocked_lookup_p99_ms|blocked_lookup_loaded_p99_ms", ""),
+    ("RSS MB after mixed requests zc / mitm", "rss_mixed_mb|mitmproxy_rss_mixed_mb", ""),
+    ("RSS ratio zc/mitmproxy (mixed)", "rss_mixed_ratio", "≤ 1.3"),
+    ("rules check / daemon start s, most people", "rules_check_s_max|daemon_start_s_max", "< 1"),
+    ("rules load per-person cost ratio 10k/1k", "rules_load_per_person_ratio", "≈ 1"),
 ]
 
 

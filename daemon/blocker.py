@@ -7,6 +7,7 @@ Hooks never touch the disk or scan processes: journal writes are queued, lookups
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -15,7 +16,7 @@ import json
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,9 @@ from urllib.parse import parse_qs
 
 from mitmproxy import http
 
-from zerocontact.rules import Request, Verdict
+from zerocontact.rules import Matcher, Request, Verdict
 from zerocontact.rules.policy import entry_key
+from zerocontact.rules.prefilter import Prefilter
 from zerocontact.rules.request import resolve
 from zerocontact.rules.response import json_objects
 
@@ -39,6 +41,15 @@ log = logging.getLogger("zerocontact.proxy")
 # bytes a character) that is under 5 KB. Anything larger is refused before it is parsed, since
 # parsing a 40 MB form of ten million fields held the proxy's loop for about 20 s.
 NOTE_BODY_LIMIT = 16 * 1024
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What inspecting one response found: ids learned, a target owning it, the list without them."""
+
+    learned: list[tuple[str, str]] = field(default_factory=list)
+    owner: tuple[str, str] | None = None
+    stripped: tuple[bytes, int] | None = None
 
 
 @dataclass
@@ -56,6 +67,12 @@ class Blocker:
     _lookups: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="zerocontact-lookup")
     )
+    # one thread decodes the bodies that mention a target: learning then has a single writer
+    _inspector: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="zerocontact-inspect")
+    )
+    _filters: dict[str, tuple[Matcher, int, Prefilter]] = field(default_factory=dict)
+    _last_page: tuple[tuple[str, int, str, str | None] | None, str] = (None, "")
     blocked: int = 0
 
     def __post_init__(self) -> None:
@@ -155,10 +172,16 @@ class Blocker:
             or verdicts[0]
         )
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """Learn ids, check owners, strip entries, but only for bodies that mention a target at all.
+
+        Every other body is passed on untouched after one byte search (``rules.prefilter``). A body
+        that does mention one is decoded and walked in the inspection thread: the returned coroutine
+        (mitmproxy awaits it) holds this flow alone, never the loop. Without a running loop (tests
+        calling the hook directly) the same work is done here, synchronously."""
         verdict: Verdict | None = flow.metadata.get("zerocontact")
         if verdict is None or flow.response is None or flow.metadata.get("zerocontact_blocked"):
-            return
+            return None
         platform = verdict.platform or ""
         enf = self.enforcement
         if self.on_date is not None and flow.request.scheme == "https" and "date" in flow.response.headers:
@@ -166,53 +189,114 @@ class Blocker:
                 self.on_date(email.utils.parsedate_to_datetime(flow.response.headers["date"]))
         plat = enf.matcher.platforms.get(platform)
         if plat is None:
-            return
+            return None
         try:
             resp = flow.response
             ctype = resp.headers.get("content-type", "").lower()
             if ctype and not any(t in ctype for t in ("json", "html", "javascript", "text/plain")):
-                return  # images, video, fonts: nothing to learn, and no need to decode them in a hook
-            objs = json_objects(resp.get_content(strict=False) or b"", ctype)
-            if not objs:
-                return
-            for value, person in enf.matcher.learn_from(platform, objs):
-                log.info("learned a %s id of %s: %s", plat.title, person, value)
-                if self.journal:
-                    self.journal.learned(platform, value, person)
-            if verdict.needs_response and verdict.surface:
-                owner = enf.matcher.owner_in(platform, objs)
-                if owner and enf.matcher.blocks(owner[0], verdict.surface, enf.active):
-                    person, ident = owner
-                    self._block(
-                        flow,
-                        Verdict(
-                            True,
-                            f"{describe(platform, verdict.surface)} by {person} ({ident}), seen in the "
-                            "response",
-                            person=person,
-                            platform=platform,
-                            surface=verdict.surface,
-                            kind=verdict.kind,
-                            pattern=verdict.pattern,
-                            identifier=ident,
-                            targeted=True,
-                        ),
-                    )
-                    return
-            self._strip(flow, platform, objs)
+                return None  # images, video, fonts: nothing to learn, and no need to decode them in a hook
+            body = resp.get_content(strict=False) or b""
+            if not self._prefilter(enf.matcher, platform).mentions(body):
+                return None  # names no target in any spelling: nothing to learn, check or strip
+            path = flow.request.path.split("?")[0]
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                self._apply(flow, verdict, enf, self._inspect(enf, verdict, body, ctype, path))
+                return None
+            return self._inspect_off_loop(flow, verdict, enf, body, ctype, path)
         except Exception:
-            log.exception("error while checking a response from %s", flow.request.pretty_host)
-            if verdict.needs_response:  # fail closed: this view may be theirs
-                self._block(
-                    flow,
-                    Verdict(
-                        True,
-                        "zerocontact could not check whose this is; blocked to be safe",
-                        platform=platform,
-                        surface=verdict.surface,
-                        kind="api",
-                    ),
-                )
+            self._failed(flow, verdict)
+            return None
+
+    async def _inspect_off_loop(
+        self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, body: bytes, ctype: str, path: str
+    ) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(
+                self._inspector, self._inspect, enf, verdict, body, ctype, path
+            )
+            self._apply(flow, verdict, enf, found)
+        except Exception:
+            self._failed(flow, verdict)
+
+    def _inspect(self, enf: Enforcement, verdict: Verdict, body: bytes, ctype: str, path: str) -> _Found:
+        """Decode and walk a body that mentions a target. Runs in the one inspection thread, so the
+        matcher's learned table has one writer; touches no flow, journal or log (``_apply`` does)."""
+        platform = verdict.platform or ""
+        objs = json_objects(body, ctype)
+        if not objs:
+            return _Found()
+        learned = enf.matcher.learn_from(platform, objs)
+        owner = None
+        if verdict.needs_response and verdict.surface:
+            owner = enf.matcher.owner_in(platform, objs)
+        return _Found(learned, owner, self._stripped(enf, platform, path, objs))
+
+    def _apply(self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, found: _Found) -> None:
+        """On the loop: log what was learned, block if a target owns it, or put the stripped list in."""
+        platform = verdict.platform or ""
+        plat = enf.matcher.platforms[platform]
+        current = self.enforcement.matcher
+        for value, person in found.learned:
+            log.info("learned a %s id of %s: %s", plat.title, person, value)
+            if current is not enf.matcher:  # the rules were swapped while this body was inspected
+                current.learn(platform, value, person)
+            if self.journal:
+                self.journal.learned(platform, value, person)
+        owner = found.owner
+        if owner and verdict.surface and enf.matcher.blocks(owner[0], verdict.surface, enf.active):
+            person, ident = owner
+            self._block(
+                flow,
+                Verdict(
+                    True,
+                    f"{describe(platform, verdict.surface)} by {person} ({ident}), seen in the response",
+                    person=person,
+                    platform=platform,
+                    surface=verdict.surface,
+                    kind=verdict.kind,
+                    pattern=verdict.pattern,
+                    identifier=ident,
+                    targeted=True,
+                ),
+            )
+            return
+        if found.stripped is not None and flow.response is not None:
+            content, removed = found.stripped
+            flow.response.set_content(content)
+            log.info(
+                "removed %d entr%s from %s %s",
+                removed,
+                "y" if removed == 1 else "ies",
+                plat.title,
+                flow.request.path.split("?")[0],
+            )
+
+    def _failed(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
+        log.exception("error while checking a response from %s", flow.request.pretty_host)
+        if verdict.needs_response:  # fail closed: this view may be theirs
+            self._block(
+                flow,
+                Verdict(
+                    True,
+                    "zerocontact could not check whose this is; blocked to be safe",
+                    platform=verdict.platform,
+                    surface=verdict.surface,
+                    kind="api",
+                ),
+            )
+
+    def _prefilter(self, matcher: Matcher, platform: str) -> Prefilter:
+        """The compiled search for ``platform``'s identifiers, rebuilt when the matcher is or learns."""
+        cached = self._filters.get(platform)
+        if cached is not None and cached[0] is matcher and cached[1] == matcher.generation:
+            return cached[2]
+        generation = matcher.generation  # read first: a learn racing this build only makes it stale
+        pf = Prefilter(*matcher.identifiers(platform))
+        self._filters[platform] = (matcher, generation, pf)
+        return pf
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         if flow.websocket is None:
@@ -236,9 +320,10 @@ class Blocker:
         body = r.get_content(strict=False) or b"" if r.method not in ("GET", "HEAD") else b""
         return Request(r.method, r.pretty_url, headers, body)
 
-    def _attempt(self, flow: http.HTTPFlow, v: Verdict) -> tuple[str, int]:
+    def _attempt(self, flow: http.HTTPFlow, v: Verdict) -> tuple[str, int, bool]:
         """Record one look, or fold this request into the look it belongs to; return the attempt's
-        key and today's count (``attempts``: one per look, never one per request)."""
+        key, today's count and whether it is a new attempt (``attempts``: one per look, never one
+        per request)."""
         assert self.today is not None
         now = time.monotonic()
         person, platform = v.person or "", v.platform or ""
@@ -248,7 +333,7 @@ class Blocker:
             new_surface = self._looks.fold(look, v.surface, now)
             if self.journal:
                 self.journal.bump(look.key, self.clock(), v.surface if new_surface else None)
-            return look.key, self.today.count
+            return look.key, self.today.count, False
         attempt = Attempt(
             time=self.clock(),
             person=v.person,
@@ -265,7 +350,7 @@ class Blocker:
         count = self.today.add()
         if self.journal:
             self._log_with_process(flow, attempt)
-        return attempt.key, count
+        return attempt.key, count, True
 
     def _log_with_process(self, flow: http.HTTPFlow, attempt: Attempt) -> None:
         """Queue the attempt now; find the client process off the loop and add it when known."""
@@ -287,16 +372,22 @@ class Blocker:
 
     def _block(self, flow: http.HTTPFlow, v: Verdict) -> None:
         self.blocked += 1
-        key, count = self._attempt(flow, v)
+        key, count, new = self._attempt(flow, v)
         what = describe(v.platform, v.surface)
         flow.metadata["zerocontact_blocked"] = True
         if self._is_page(flow, v):
-            body = self._page(v, what, count, key)
-            resp = http.Response.make(403, body, HEADERS_HTML)
+            # a burst (a page reloaded, its assets retried) shows the same page: render it once
+            page_key = (key, count, what, v.person)
+            if self._last_page[0] != page_key:
+                self._last_page = (page_key, self._page(v, what, count, key))
+            resp = http.Response.make(403, self._last_page[1], HEADERS_HTML)
         else:
             resp = http.Response.make(403, refusal(what), HEADERS_API)
         flow.response = resp  # in the response hook this replaces the origin's answer unseen
-        log.info(
+        # one line per attempt; the repeats inside its burst only at debug level (writing a log line
+        # is a synchronous write on the loop, and a reloading page repeats it hundreds of times)
+        log.log(
+            logging.INFO if new else logging.DEBUG,
             "blocked %s %s%s: %s",
             flow.request.method,
             flow.request.pretty_host,
@@ -365,13 +456,11 @@ class Blocker:
             flow.response = http.Response.make(404, b"", {"Cache-Control": "no-store"})
         flow.metadata["zerocontact_blocked"] = True
 
-    def _strip(self, flow: http.HTTPFlow, platform: str, objs: list[Any]) -> None:
-        """Remove targets' entries from list responses (e.g. a friend-activity feed)."""
-        enf = self.enforcement
+    @staticmethod
+    def _stripped(enf: Enforcement, platform: str, path: str, objs: list[Any]) -> tuple[bytes, int] | None:
+        """A list response without targets' entries (e.g. a friend-activity feed): (new body, removed)."""
         plat = enf.matcher.platforms[platform]
-        path = flow.request.path.split("?")[0]
-        if flow.response is None:
-            return
+        out: tuple[bytes, int] | None = None
         for rule in plat.strips:
             if not path.startswith(rule.path) or len(objs) != 1 or not isinstance(objs[0], dict):
                 continue
@@ -393,19 +482,14 @@ class Blocker:
             kept = [i for i in items if keep(i)]
             if len(kept) != len(items):
                 doc[rule.list_key] = kept
-                flow.response.set_content(json.dumps(doc).encode())
-                log.info(
-                    "removed %d entr%s from %s %s",
-                    len(items) - len(kept),
-                    "y" if len(items) - len(kept) == 1 else "ies",
-                    plat.title,
-                    path,
-                )
+                out = (json.dumps(doc).encode(), len(items) - len(kept) + (out[1] if out else 0))
+        return out
 
     def done(self) -> None:
         # lookups still queued are dropped (those attempts are logged without a process name):
         # after a burst of attempts they would hold the shutdown up one process scan each
         self._lookups.shutdown(wait=True, cancel_futures=True)
+        self._inspector.shutdown(wait=True)
 
 
 @dataclass

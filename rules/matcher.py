@@ -131,6 +131,7 @@ class Matcher:
             for h in plat.hosts:
                 self._hosts.setdefault(h, []).append(plat)
         self._learned: dict[str, dict[str, tuple[str, ...]]] = {}
+        self.generation = 0  # bumped by every learned id: what was compiled from identifiers() is stale
 
     @staticmethod
     def _add_search(idx: dict[str, set[str]], term: str, names: Iterable[str]) -> None:
@@ -160,9 +161,21 @@ class Matcher:
         known = self._ids.get(platform, {}).get(v, ()) + self._learned.get(platform, {}).get(v, ())
         if person in known:
             return False
-        table = self._learned.setdefault(platform, {})
-        table[v] = (*table.get(v, ()), person)
+        table = self._learned.get(platform, {})
+        # copy-on-write: the proxy learns in its inspection thread while the loop reads and lists these
+        self._learned = {**self._learned, platform: {**table, v: (*table.get(v, ()), person)}}
+        self.generation += 1
         return True
+
+    def identifiers(self, platform: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Every identifier ``lookup`` can find on ``platform``: (from the rules, learned at run time).
+
+        What a response must mention for learning, owner checks or stripping to find anything."""
+        plat = self.platforms.get(platform)
+        learned = set(self._learned.get(platform, {}))
+        for src in plat.accounts_from if plat else ():
+            learned.update(self._learned.get(src, {}))
+        return frozenset(self._ids.get(platform, {})), frozenset(learned)
 
     def learned(self) -> list[tuple[str, str, str]]:
         return [(p, v, n) for p, t in self._learned.items() for v, names in t.items() for n in names]

@@ -31,6 +31,20 @@ KEYS = {
     "journal_ingest_per_second",
     "journal_stats_seconds",
     "policy_evaluate_ms_1000_wednesday_windows",
+    "traffic_rps_ratio_min",
+    "traffic_p50_ratio_max",
+    "blocked_vs_addon_https_rps_ratio",
+    "blocked_vs_addon_h2_p99_ratio",
+    "blocked_lookup_p99_ms",
+    "blocked_lookup_loaded_p99_ms",
+    "rss_mixed_mb",
+    "mitmproxy_rss_mixed_mb",
+    "rss_mixed_ratio",
+    "rules_check_s_max",
+    "daemon_start_s_max",
+    "rules_load_per_person_ratio",
+    "prefilter_ms_json2m",
+    "decode_walk_ms_json2m",
     "inputs",
     "machine",
 }
@@ -50,8 +64,21 @@ def test_benchmarks_quick_run_reports_every_figure() -> None:
     assert set(out) >= KEYS, KEYS - set(out)
     # what the measurements confirm, not how fast: non-targets stay out, TLS passes untouched
     assert out["pac_non_target_proxied"] == 0 and out["passthrough_tls_untouched"] is True
-    assert {"proxy_allowed", "proxy_blocked", "non_target", "reload", "matcher", "watcher", "journal"} <= set(
-        out["inputs"]
+    assert {
+        "proxy_allowed",
+        "proxy_blocked",
+        "non_target",
+        "reload",
+        "matcher",
+        "watcher",
+        "journal",
+        "traffic",
+        "rules_scale",
+        "prefilter",
+    } <= set(out["inputs"])
+    # every realistic body, over every protocol, side by side with plain mitmproxy
+    assert {f"{p}_{c}" for p in ("http", "https", "h2") for c in ("json2m", "html500k", "blocked")} <= set(
+        out["traffic"]
     )
 
 

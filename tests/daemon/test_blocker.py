@@ -13,10 +13,11 @@ from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
+from zctest.support import benchmark_module
 
 from zerocontact.daemon.blocker import Blocker
 from zerocontact.daemon.enforcement import build
-from zerocontact.rules import load
+from zerocontact.rules import Matcher, load
 from zerocontact.rules.policy import State
 
 CASES = Path(__file__).resolve().parent.parent / "rules" / "cases"
@@ -295,3 +296,141 @@ def test_a_note_of_normal_size_is_kept_and_a_large_post_elsewhere_is_untouched()
     with taddons.context(b):
         b.requestheaders(upload)
     assert upload.response is None
+
+
+# -- the response prefilter: decode only what mentions a target, and that off the loop -------------
+TIMELINE = "https://www.instagram.com/api/v1/feed/timeline/"
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+
+def _answered(b: Blocker, f: http.HTTPFlow, body: bytes) -> object:
+    """Run the request hook, give the flow the origin's answer, run the response hook."""
+    b.request(f)
+    assert f.response is None
+    f.response = http.Response.make(200, body, JSON_HEADERS)
+    return b.response(f)
+
+
+def test_learning_from_a_large_response_that_mentions_the_target_runs_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import threading
+
+    bodies = benchmark_module("bodies")
+    from zerocontact.daemon import blocker as addon
+
+    b = blocker(RULES)
+    body = bodies.feed(2_000_000, commenter_at=250)  # ~2 MB, Sam's comment deep inside
+    decoded_in: list[str] = []
+    real = addon.json_objects
+
+    def spy(data: bytes, ctype: str) -> list[Any]:
+        decoded_in.append(threading.current_thread().name)
+        return real(data, ctype)
+
+    monkeypatch.setattr(addon, "json_objects", spy)
+
+    async def run() -> None:
+        with taddons.context(b):
+            f = flow("GET", TIMELINE)
+            pending = _answered(b, f, body)
+            assert asyncio.iscoroutine(pending)  # mitmproxy awaits it; the loop stays free meanwhile
+            await pending
+            assert f.response is not None and f.response.content == body  # passed on as it came
+            story = flow("GET", f"https://i.instagram.com/api/v1/feed/user/{bodies.TARGET_PK}/story/")
+            b.request(story)
+            assert story.response is not None and story.response.status_code == 403
+        b.done()
+
+    asyncio.run(run())
+    assert decoded_in and all(n.startswith("zerocontact-inspect") for n in decoded_in)
+    assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+
+
+def test_response_naming_the_owner_only_in_escapes_is_still_checked() -> None:
+    b = blocker(RULES)
+    post = flow("GET", "https://www.instagram.com/p/Chm_-tPJqpd/?__a=1", {"Accept": "application/json"})
+    body = b'{"items":[{"code":"Chm_-tPJqpd","user":{"pk":"1","username":"\\u0053am\\u002eEXAMPLE"}}]}'
+    with taddons.context(b):
+        _answered(b, post, body)
+    assert post.response is not None and post.response.status_code == 403
+
+
+def test_response_naming_no_target_is_passed_on_byte_identical_without_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bodies = benchmark_module("bodies")
+    from zerocontact.daemon import blocker as addon
+
+    def boom(data: bytes, ctype: str) -> list[Any]:
+        raise AssertionError("decoded a body that names no target")
+
+    monkeypatch.setattr(addon, "json_objects", boom)
+    b = blocker(RULES)
+    body = bodies.feed(200_000)
+    # the owner of this post shows only in the response: a decode failure would block it (fail closed)
+    post = flow("GET", "https://www.instagram.com/p/Other123/?__a=1", {"Accept": "application/json"})
+    timeline = flow("GET", TIMELINE)
+    with taddons.context(b):
+        for f in (post, timeline):
+            assert _answered(b, f, body) is None
+            assert f.response is not None and f.response.status_code == 200
+            assert f.response.raw_content == body
+
+
+def test_an_id_learned_from_one_response_is_searched_for_in_the_next() -> None:
+    bodies = benchmark_module("bodies")
+
+    b = blocker(RULES)
+    owned = json.dumps({"items": [{"code": "x", "user": {"pk": bodies.TARGET_PK, "username": "renamed"}}]})
+    with taddons.context(b):
+        _answered(b, flow("GET", TIMELINE), bodies.feed(20_000, commenter_at=1))
+        post = flow("GET", "https://www.instagram.com/p/Other123/?__a=1", {"Accept": "application/json"})
+        _answered(b, post, owned.encode())
+    assert post.response is not None and post.response.status_code == 403
+
+
+def test_an_id_learned_while_the_rules_are_swapped_reaches_the_new_matcher() -> None:
+    import asyncio
+
+    bodies = benchmark_module("bodies")
+
+    b = blocker(RULES)
+    old = b.enforcement
+
+    async def run() -> None:
+        with taddons.context(b):
+            f = flow("GET", TIMELINE)
+            pending = _answered(b, f, bodies.feed(20_000, commenter_at=1))
+            assert asyncio.iscoroutine(pending)
+            b.enforcement = dataclasses.replace(old, matcher=Matcher(old.rules))  # a reload, meanwhile
+            await pending
+        b.done()
+
+    asyncio.run(run())
+    assert old.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+    assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+
+
+def test_a_failing_inspection_off_the_loop_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from zerocontact.daemon import blocker as addon
+
+    def boom(data: bytes, ctype: str) -> list[Any]:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(addon, "json_objects", boom)
+    b = blocker(RULES)
+    post = flow("GET", "https://www.instagram.com/p/Other123/?__a=1", {"Accept": "application/json"})
+
+    async def run() -> None:
+        with taddons.context(b):
+            pending = _answered(b, post, b'{"items":[{"user":{"username":"sam.example"}}]}')
+            assert asyncio.iscoroutine(pending)
+            await pending
+        b.done()
+
+    asyncio.run(run())
+    assert post.response is not None and post.response.status_code == 403

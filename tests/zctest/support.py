@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,22 @@ def fill(directory: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+def benchmark_module(name: str) -> Any:
+    """A self-contained module of benchmarks/ (e.g. ``bodies``, the platform-shaped bodies), loaded
+    from its file: the repository root is never on the tests' path."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    key = f"zctest_benchmarks_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(key, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module

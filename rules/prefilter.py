@@ -1,0 +1,165 @@
+"""Does a response body mention any targeted identifier at all? A byte-level answer, before decoding.
+
+Learning ids, finding a content's owner and stripping a person's entries all look identifiers up
+exactly (``Matcher.lookup``: lower-cased, ``@`` and outer whitespace dropped), so a body that
+nowhere contains one of them, in any spelling JSON allows, cannot matter and is passed on without
+being decoded. ``Prefilter.mentions`` is False only when that is certain; a True costs a decode.
+
+Certain means: case-insensitively (``str.lower``, as the matcher compares), and whatever escapes the
+JSON uses. A body whose JSON escapes (``\\u0073``, ``\\u002E``, ``\\/`` …) spell a character an
+identifier is made of, or that holds the Kelvin sign (which lower-cases to ``k``), is unescaped and
+searched as text; so is every body when an identifier is not ASCII. Searching is ``bytes.lower``
+plus one ``in`` per identifier: ~0.3 ms for 200 KB with two identifiers, ~3 ms for 2 MB. Above
+``MAX_IDENTIFIERS`` per platform searching would cost more than the decode it saves (one ``in`` is
+~0.06 ms per 200 KB, decoding and walking that body ~4 ms), so such a prefilter lets every body
+through to be inspected, exactly as before it existed. Pure: no I/O.
+
+Not covered, on purpose: a JSON *number* written in exponent or long-fraction form (``1.234567e6``)
+that the matcher would read as the id ``1234567``. No platform writes ids as floats (ids above 2**53
+would not survive it), and finding such numbers would cost ten times the search itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+# Beyond this many identifiers on one platform, searching costs about what decoding does (benchmarks/
+# prefilter.py: one ``in`` ~0.06 ms per 200 KB, a decode and walk ~4 ms; sre alternations and tries of
+# diverse ids were slower still, 6-20 ms): then every body is inspected, as without a prefilter.
+MAX_IDENTIFIERS = 48
+_KELVIN = "\u212a"  # the one non-ASCII character whose lower case is a single ASCII letter ("k")
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
+_LEADING_WS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
+_PAIR = r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
+_UNESCAPE = re.compile(_PAIR + r"|\\u([0-9a-fA-F]{4})|\\(.)", re.DOTALL)
+_SIMPLE_DECODED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+class Prefilter:
+    """Compiled from targeted identifiers; ``mentions(body)`` rejects bodies that name none of them.
+
+    ``groups`` are sets of identifiers compiled (and cached) separately, so that adding a learned id
+    recompiles only the small learned group, not every handle the rules name."""
+
+    def __init__(self, *groups: Iterable[str]) -> None:
+        self._parts = tuple(
+            _compiled(g) for g in (frozenset(i.lower() for i in group if i) for group in groups) if g
+        )
+        self._lower = any(p.letters for p in self._parts)
+        self.exhaustive = sum(p.size for p in self._parts) <= MAX_IDENTIFIERS  # else: everything passes
+        self._text = any(p.non_ascii for p in self._parts)  # some identifier is not ASCII
+        # applied to the lower-cased bytes when those are made anyway (hex digits then need no re.I)
+        self._danger = _danger_pattern(frozenset().union(*(p.chars for p in self._parts)), not self._lower)
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    def mentions(self, body: bytes) -> bool:
+        """False only if no identifier can be in ``body`` as a JSON value, however it is written."""
+        if not self._parts or not body:
+            return False
+        if not self.exhaustive:
+            return True
+        start = _LEADING_WS.match(body)
+        head = body[start.end() if start else 0 :][:4]
+        if json.detect_encoding(head) not in ("utf-8", "utf-8-sig"):
+            return True  # UTF-16/32 JSON (json.loads accepts it): bytes cannot be searched as UTF-8
+        low = body.lower() if self._lower else body
+        if any(p.found(low) for p in self._parts):
+            return True
+        if self._text or (self._danger is not None and self._danger.search(low)):
+            return self._text_mentions(body)
+        return False
+
+    def _text_mentions(self, body: bytes) -> bool:
+        """The exact, slower path: the body as text, JSON escapes undone, lower-cased like the matcher."""
+        text = body.decode("utf-8", "replace")
+        if "\\" in text:
+            text = _UNESCAPE.sub(_unescape, text)
+        text = text.lower()
+        return any(p.found_text(text) for p in self._parts)
+
+
+class _Part:
+    """One group of identifiers: byte needles (ASCII) and text needles (all), searched as fits."""
+
+    def __init__(self, idents: frozenset[str]) -> None:
+        ascii_ids = sorted(i for i in idents if i.isascii())
+        self.non_ascii = len(ascii_ids) != len(idents)
+        self.letters = any(c.isalpha() for i in ascii_ids for c in i)
+        self.chars = frozenset(c for i in idents for c in i)
+        self.size = len(idents)
+        self._bytes = tuple(i.encode() for i in ascii_ids)
+        self._texts = tuple(sorted(idents))
+
+    def found(self, low: bytes) -> bool:
+        return any(n in low for n in self._bytes)
+
+    def found_text(self, text: str) -> bool:
+        return any(n in text for n in self._texts)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(idents: frozenset[str]) -> _Part:
+    return _Part(idents)
+
+
+@functools.lru_cache(maxsize=64)
+def _danger_pattern(chars: frozenset[str], any_case: bool) -> re.Pattern[bytes] | None:
+    """Escapes that could spell a character of an identifier: if none is in a body, the bytes show
+    every identifier as it is written (only lower-casing stands between them)."""
+    alts: list[str] = []
+    codes: set[int] = set()
+    for c in chars:
+        for v in {c, c.upper(), c.lower(), c.title()}:
+            if len(v) == 1:
+                codes.add(ord(v))
+        if c == "k":
+            codes.add(ord(_KELVIN))
+            alts.append(_KELVIN.encode().decode("latin-1"))  # its UTF-8 bytes, as written
+        if c in _SIMPLE_ESCAPES:
+            alts.append(re.escape("\\" + _SIMPLE_ESCAPES[c]))
+    # a character outside the BMP is escaped as a surrogate pair: its high half is enough to flag it
+    hexes = sorted(f"{x:04x}" if x < 0x10000 else f"{0xD800 + ((x - 0x10000) >> 10):04x}" for x in codes)
+    if hexes:
+        alts.append(r"\\u" + _trie(hexes))
+    if not alts:
+        return None
+    return re.compile("|".join(alts).encode("latin-1"), re.IGNORECASE if any_case else 0)
+
+
+def _unescape(m: re.Match[str]) -> str:
+    hi, lo, code, simple = m.groups()
+    if hi is not None:
+        return chr(0x10000 + ((int(hi, 16) - 0xD800) << 10) + (int(lo, 16) - 0xDC00))
+    if code is not None:
+        return chr(int(code, 16))
+    return _SIMPLE_DECODED.get(simple, simple)
+
+
+def _trie(words: Iterable[str]) -> str:
+    """One regex for many literals with shared prefixes factored out (``00(?:2e|3(?:2|4))``), so sre
+    tries a handful of branches per position instead of every literal. A word that another one starts
+    with is enough on its own: finding it is finding either."""
+    root: dict[str, Any] = {}
+    for w in sorted(words, key=len):
+        node = root
+        for ch in w:
+            if "" in node:
+                break  # a shorter identifier is a prefix of this one
+            node = node.setdefault(ch, {})
+        else:
+            node.clear()
+            node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        if "" in node:
+            return ""
+        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(root)

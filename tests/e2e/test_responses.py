@@ -1,0 +1,107 @@
+"""Real-sized responses through the real daemon over HTTPS (and HTTP/2): bodies that name no target
+arrive byte for byte as the origin sent them; bodies that do still teach ids that block later."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from zctest.e2e import Daemon, start_daemon
+from zctest.support import benchmark_module, need_tool
+
+bodies = benchmark_module("bodies")  # the platform-shaped bodies the benchmarks use
+
+PLAIN = bodies.feed(200_000)  # a timeline page naming no target
+MENTIONS = bodies.feed(200_000, commenter_at=5)  # Sam comments: handle and pk side by side
+OWNED = json.dumps({"items": [{"code": "Zz1", "user": {"pk": bodies.TARGET_PK, "username": "new.name"}}]})
+PAGES: dict[str, tuple[bytes, dict[str, str]]] = {
+    "/api/v1/feed/timeline/": (PLAIN, {}),
+    "/api/v1/feed/timeline/?gz=1": (gzip.compress(PLAIN, mtime=0), {"Content-Encoding": "gzip"}),
+    "/page/": (bodies.html_page(300_000), {"Content-Type": "text/html; charset=utf-8"}),
+    "/api/v1/feed/reels_tray/": (MENTIONS, {}),
+    "/p/Zz1/?__a=1": (OWNED.encode(), {}),
+}
+
+
+class _Pages(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body, headers = PAGES[self.path]
+        self.send_response(200)
+        for k, v in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    d = start_daemon(tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{port}"))
+    yield d
+    d.stop()
+    server.shutdown()
+
+
+def fetch(d: Daemon, out: Path, url: str, *args: str) -> tuple[int, bytes]:
+    r = subprocess.run(
+        [
+            need_tool("curl"),
+            "-sS",
+            "--max-time",
+            "20",
+            "-x",
+            f"http://{d.proxy}",
+            "--cacert",
+            str(d.ca),
+            "-o",
+            str(out),
+            "-w",
+            "%{http_code} %{http_version}",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    code, version = r.stdout.split()
+    if "--http2" in args:
+        assert version == "2", "curl and the proxy did not speak HTTP/2"
+    return int(code), out.read_bytes()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
+def test_bodies_that_name_no_target_arrive_byte_identical(
+    daemon: Daemon, tmp_path: Path, http2: bool
+) -> None:
+    extra = ("--http2",) if http2 else ("--http1.1",)
+    for path in ("/api/v1/feed/timeline/", "/api/v1/feed/timeline/?gz=1", "/page/"):
+        code, got = fetch(daemon, tmp_path / "out", f"https://www.instagram.com{path}", *extra)
+        assert code == 200
+        assert got == PAGES[path][0], f"{path}: {len(got)} bytes, sent {len(PAGES[path][0])}"
+
+
+@pytest.mark.e2e
+def test_an_id_learned_from_a_large_response_blocks_a_post_it_owns(daemon: Daemon, tmp_path: Path) -> None:
+    post = "https://www.instagram.com/p/Zz1/?__a=1"
+    code, _ = fetch(daemon, tmp_path / "out", post, "-H", "Accept: application/json")
+    assert code == 200  # nobody knows whose pk that is yet
+    code, got = fetch(daemon, tmp_path / "out", "https://www.instagram.com/api/v1/feed/reels_tray/")
+    assert code == 200 and got == MENTIONS  # learning reads the body, it does not change it
+    code, got = fetch(daemon, tmp_path / "out", post, "-H", "Accept: application/json")
+    assert code == 403 and json.loads(got)["zerocontact"] == "blocked"
+    assert f"learned a Instagram id of Sam: {bodies.TARGET_PK}" in daemon.output()
