@@ -99,6 +99,7 @@ class Options:
     redirect_upstream: dict[str, tuple[str, int]] | None = None  # tests and debugging only
     rules_bytes: bytes | None = None  # what the rules were loaded from: the watcher starts there
     watch_processes: bool = True
+    demo: bool = False  # `run --sample`: a throwaway run that commits to nothing and notes no bypass
 
 
 class Lifecycle:
@@ -335,6 +336,8 @@ class Daemon:
     async def _note_stop(self) -> None:
         """Stopping the service during a block is noted (unless ``install --refresh`` restarts it)."""
         assert self.blocker is not None
+        if self.opts.demo:
+            return  # stopping a demo is not a way around anything
         marker = self.paths.restart_marker  # written by `install --refresh`
         by_installer = marker.exists()
         with contextlib.suppress(OSError):
@@ -386,12 +389,16 @@ class Daemon:
 
     def _record(self, attempt: Attempt) -> None:
         """An attempt from the process watcher (already on the loop): into the journal's queue."""
+        if self.opts.demo and attempt.channel == "bypass":
+            return  # a demo has nothing to route around
         self.journal.record(attempt)
         if self.today is not None:
             self.today.add()
 
     def _record_bypass(self, detail: str) -> None:
         """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
+        if self.opts.demo:
+            return
         self._record(
             Attempt(
                 time=dt.datetime.now(dt.UTC),

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
-from zerocontact.rules import RulesError, load
+from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.sample import sample as sample_text
+from zerocontact.rules.schema import Lock, Person
 
 from .. import paths as pathmod
 from ..status import ReloadStatus, Runtime, Status
@@ -29,7 +33,11 @@ from .common import (
 
 @click.command()
 @rules_option
-@click.option("--sample", is_flag=True, help="Run on the embedded sample rules (a safe demo).")
+@click.option(
+    "--sample",
+    is_flag=True,
+    help="A demo on the embedded sample rules, in a throwaway state folder (deleted when it stops).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
 @click.option(
     "--port",
@@ -72,6 +80,8 @@ def run(
             rules_bytes = b""
         except RulesError as e:  # a packaging bug, but still no traceback
             raise UserError(f"the embedded sample does not load:\n{e}") from None
+        # a demo commits to nothing: loosening it would never wait
+        rs = dataclasses.replace(rs, lock=Lock(cooling_off=dt.timedelta(0)))
     else:
         rules_file = default_rules(rules_path)
         rs, rules_bytes = read_rules_and_bytes(rules_file)
@@ -88,8 +98,17 @@ def run(
         if not (name and ip and rport.isdigit()):
             raise UserError(f"--redirect-upstream {spec!r}: write HOST=IP:PORT")
         redirects[name.lower()] = (ip, int(rport))
+    throwaway: Path | None = None
+    if sample and state_dir is None:
+        # The demo must leave no trace in the user's own state (no lock, no log, no CA): it gets a
+        # folder of its own that is deleted when it stops.
+        throwaway = Path(tempfile.mkdtemp(prefix="zerocontact-demo-"))
+        state_dir = throwaway
+    paths = pathmod.resolve(state_dir)
+    if sample:
+        _demo_banner(rs, paths, throwaway is not None, port)
     opts = Options(
-        paths=pathmod.resolve(state_dir),
+        paths=paths,
         rules_path=rules_file,
         host=host,
         port=port,
@@ -97,9 +116,45 @@ def run(
         timezone=tz,
         redirect_upstream=redirects or None,
         rules_bytes=rules_bytes,
+        demo=sample,
     )
-    with user_errors(), contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Daemon(opts, rs).run())
+    try:
+        with user_errors(), contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(Daemon(opts, rs).run())
+    finally:
+        if throwaway is not None:
+            shutil.rmtree(throwaway, ignore_errors=True)
+            click.echo(f"demo over: deleted {throwaway}; nothing was kept.", err=True)
+
+
+def _demo_banner(rs: Ruleset, paths: pathmod.Paths, throwaway: bool, port: int) -> None:
+    """What the demo is and where its state lives: said before anything starts."""
+    where = (
+        f"a throwaway folder, {paths.state_dir}, deleted when you stop it (Ctrl-C)"
+        if throwaway
+        else f"{paths.state_dir} (your --state-dir; it is kept)"
+    )
+    proxy = f"127.0.0.1:{port}" if port else "127.0.0.1:<the port logged below>"
+    from zerocontact.rules.platforms import presets
+
+    def accounts(p: Person) -> str:
+        by: dict[str, list[str]] = {}
+        for a in p.accounts:
+            by.setdefault(a.platform, []).append(a.given)
+        titles = presets()
+        return ", ".join(f"{titles[k].title if k in titles else k} {' and '.join(v)}" for k, v in by.items())
+
+    who = "; ".join(f"{p.name} ({accounts(p)})" for p in rs.people)
+    lines = [
+        f"zerocontact demo: the sample rules block {who}.",
+        f"Its state (CA, log) lives in {where}.",
+        "Your own rules, log and settings are not touched; there is no cooling-off, and stopping the",
+        "demo is not noted anywhere.",
+        f"Try:  curl -x http://{proxy} --cacert {paths.ca_cert} https://www.instagram.com/sam.example/",
+        f"Other commands see the demo with --state-dir {paths.state_dir}",
+        "",
+    ]
+    click.echo("\n".join(lines), err=True)
 
 
 @click.command()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import wait_for
 from zerocontact.daemon.status import Runtime, Status
 
 ZC = str(Path(sys.executable).with_name("zerocontact"))
@@ -63,3 +64,67 @@ def test_status_reads_an_older_or_partial_status_file(tmp_path: Path) -> None:
         (tmp_path / "status.json").write_text(damaged)
         assert Status.read(tmp_path / "status.json") is None, damaged
     assert os.path.exists(tmp_path / "status.json")  # read, never removed
+
+
+def _demo(env_home: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+    """Start `run --sample` as `./dev run` does; return it and the state folder its banner names."""
+    proc = subprocess.Popen(
+        [ZC, "run", "--sample", "--port", "0", "--pac-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "zerocontact is running" in line:
+            break
+    else:
+        raise AssertionError("the demo did not start:\n" + "".join(lines))
+    banner = "".join(lines)
+    assert "zerocontact demo" in banner and "no cooling-off" in banner
+    state = Path(banner.split("--state-dir ", 1)[1].split()[0])
+    return proc, state
+
+
+def test_the_demo_runs_in_a_throwaway_folder_and_leaves_nothing(isolated_home: Path) -> None:
+    import signal
+
+    proc, state = _demo(isolated_home)
+    try:
+        assert state.is_dir() and state.name.startswith("zerocontact-demo-")
+        assert not str(state).startswith(str(isolated_home))
+        assert Runtime.read(state / "daemon.json") is not None
+        st = wait_for(lambda: Status.read(state / "status.json"), 10, "the demo's status")
+        assert st.cooling_off_seconds == 0  # no lock: nothing to wait for
+        assert [p.name for p in st.people if p.active] == ["Sam"]
+    finally:
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and f"deleted {state}" in out
+    assert not state.exists()
+    # the user's own state, config and data folders were never created
+    for sub in (".local/state/zerocontact", ".config/zerocontact", ".local/share/zerocontact"):
+        assert not (isolated_home / sub).exists(), sub
+
+
+def test_stopping_the_demo_notes_no_bypass(tmp_path: Path, isolated_home: Path) -> None:
+    import signal
+    import sqlite3
+
+    kept = tmp_path / "kept"
+    proc, state = _demo(isolated_home, "--state-dir", str(kept))
+    assert state == kept
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert kept.is_dir() and "deleted" not in out  # a folder the user named is theirs to keep
+    con = sqlite3.connect(f"file:{kept / 'journal.sqlite3'}?mode=ro", uri=True)
+    try:
+        channels = [r[0] for r in con.execute("SELECT channel FROM attempts")]
+        events = [r[0] for r in con.execute("SELECT kind FROM events")]
+    finally:
+        con.close()
+    assert channels == [] and "stopped" in events
