@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.installer.conftest import RULES, debian_layout, tree, zc
+from tests.installer.conftest import (
+    RULES,
+    debian_layout,
+    stock_debian12_tool,
+    tree,
+    usage_only_tool,
+    zc,
+)
 from tests.support import need_tool
 from zerocontact.daemon import ca
 
@@ -48,10 +55,18 @@ def test_user_install_twice_then_purge_leaves_the_root_exactly_as_before(
     assert tree(staging) == before
 
 
-def test_system_install_fills_the_trust_store_and_purge_restores_it(staging: Path, rules_file: Path) -> None:
-    debian_layout(staging)
+@pytest.mark.parametrize("tool", ["this machine's", "debian 12 stock"])
+def test_system_install_fills_the_trust_store_and_purge_restores_it(
+    staging: Path, rules_file: Path, tmp_path: Path, tool: str
+) -> None:
+    path = os.environ["PATH"]
+    if tool == "debian 12 stock":
+        path = f"{stock_debian12_tool(tmp_path / 'old-bin')}{os.pathsep}{path}"
+    debian_layout(staging, path)
     before = tree(staging)
-    zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), check=True)
+    r = zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), env={"PATH": path})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "checked: /etc/ssl/certs/ca-certificates.crt holds the CA" in r.stdout
     cert = (staging / "var/lib/zerocontact/ca/mitmproxy-ca-cert.pem").read_bytes()
     body = b"".join(cert.split(b"\n")[1:-2])
     assert body in (staging / "etc/ssl/certs/ca-certificates.crt").read_bytes().replace(b"\n", b"")
@@ -74,8 +89,21 @@ def test_system_install_fills_the_trust_store_and_purge_restores_it(staging: Pat
     assert (staging / "etc/zerocontact/ca.pem").read_bytes() == cert
     assert "PROXY 127.0.0.1:8341" in (staging / "etc/zerocontact/proxy.pac").read_text()
     assert (staging / "etc/zerocontact/rules.toml").stat().st_mode & 0o777 == 0o600
-    zc("uninstall", "--purge", "--root", str(staging), check=True)
+    zc("uninstall", "--purge", "--root", str(staging), env={"PATH": path}, check=True)
     assert tree(staging) == before
+
+
+def test_a_trust_tool_that_only_prints_its_usage_is_not_taken_for_success(
+    staging: Path, rules_file: Path, tmp_path: Path
+) -> None:
+    debian_layout(staging)
+    before = tree(staging)
+    path = f"{usage_only_tool(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}"
+    r = zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), env={"PATH": path})
+    assert r.returncode == 1
+    assert "update-ca-certificates finished without error, but /etc/ssl/certs/ca-certificates.crt" in r.stderr
+    assert "update the ca-certificates package" in r.stderr and "installed." not in r.stdout
+    assert tree(staging) == before  # the failed run's own changes were undone
 
 
 def test_plain_uninstall_keeps_the_rules_and_the_journal(staging: Path, rules_file: Path) -> None:
