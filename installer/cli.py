@@ -144,6 +144,13 @@ def install_cmd(
             planmod.preflight(ctx)
     except InstallError as e:
         raise fail(e) from None
+    clone = planmod.editable_source()
+    if clone is not None and ctx.live and not dry_run:
+        raise UserError(
+            f"this zerocontact runs from the source folder {clone} (an editable install, as ./dev "
+            "makes): the service would stop the day that folder is deleted. Install it first "
+            '(pipx install .  — README: "Installing zerocontact"), then run that zerocontact install.'
+        )
     copy: tuple[bytes, str] | None = None
     if rules_path is not None:
         data = read_rules_bytes(rules_path)
@@ -160,6 +167,11 @@ def install_cmd(
     ctx = dataclasses.replace(ctx, hosts=tuple(hosts))
     steps = planmod.build_steps(ctx, rules=copy)
     click.echo(planmod.plan_text(ctx, steps), nl=False)
+    if clone is not None:
+        click.echo(
+            f"note: this zerocontact runs from the source folder {clone}; the service starts it "
+            "from there, so it must stay (a real install: pipx install .)"
+        )
     if dry_run:
         click.echo("(dry run: nothing was changed)")
         return

@@ -54,6 +54,22 @@ def installed_command() -> tuple[str, ...]:
     return (str(Path(sys.executable).absolute()), "-m", "zerocontact.daemon.cli")
 
 
+def editable_source() -> str | None:
+    """The source tree this zerocontact runs from when it is an editable install (``./dev``'s
+    ``.venv``), else None: a service started from a clone stops the day the clone is deleted."""
+    import json
+
+    try:
+        raw = importlib.metadata.distribution("zerocontact").read_text("direct_url.json")
+        info = json.loads(raw or "{}")
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    if not isinstance(info, dict) or not (info.get("dir_info") or {}).get("editable"):
+        return None
+    url = str(info.get("url", ""))
+    return url.removeprefix("file://") or "?"
+
+
 def service_read_paths(exe: Sequence[str]) -> tuple[str, ...]:
     """Everything the service must be able to read to start: the script, the interpreter (also
     behind the venv's symlink) and the package (also the source tree of an editable install)."""
