@@ -55,19 +55,16 @@ def installed_command() -> tuple[str, ...]:
 
 
 def editable_source() -> str | None:
-    """The source tree this zerocontact runs from when it is an editable install (``./dev``'s
-    ``.venv``), else None: a service started from a clone stops the day the clone is deleted."""
-    import json
+    """The source folder this zerocontact runs from (an editable install, as ``./dev``'s ``.venv``),
+    else None: a service started from a clone stops the day the clone is deleted."""
+    import zerocontact.daemon
 
-    try:
-        raw = importlib.metadata.distribution("zerocontact").read_text("direct_url.json")
-        info = json.loads(raw or "{}")
-    except (importlib.metadata.PackageNotFoundError, ValueError):
-        return None
-    if not isinstance(info, dict) or not (info.get("dir_info") or {}).get("editable"):
-        return None
-    url = str(info.get("url", ""))
-    return url.removeprefix("file://") or "?"
+    # an installed package lives in site-packages/zerocontact/; a source tree has the repository's
+    # own layout around the real file (an editable install links back to it)
+    src = Path(os.path.realpath(zerocontact.daemon.__file__ or ".")).parent.parent
+    if (src / "pyproject.toml").is_file() and (src / "installer").is_dir() and (src / "rules").is_dir():
+        return str(src)
+    return None
 
 
 def service_read_paths(exe: Sequence[str]) -> tuple[str, ...]:

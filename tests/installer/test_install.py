@@ -274,3 +274,28 @@ def test_doctor_asks_the_running_daemon(tmp_path: Path) -> None:
     )
     r = zc("doctor", "--state-dir", str(d.state))  # stopped now: the hole is named, with the fix
     assert r.returncode == 1 and "FAIL  daemon" in r.stdout and "fix: start it" in r.stdout
+
+
+def test_a_service_is_never_started_from_a_source_folder(
+    staging: Path, rules_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./dev's .venv is an editable install: a service started from it dies with the clone."""
+    from click.testing import CliRunner
+
+    from zerocontact.daemon.cli import main
+    from zerocontact.installer import plan
+
+    source = plan.editable_source()
+    assert source is not None and Path(source) == Path(__file__).resolve().parents[2]
+    r = zc("install", "--user", "--rules", str(rules_file), "--root", str(staging), "--dry-run", check=True)
+    assert f"note: this zerocontact runs from the source folder {source}" in r.stdout
+
+    def must_not_install(*args: object) -> None:
+        raise AssertionError("a live install from a source folder was attempted")
+
+    # on a live system (whatever preflight would say here), it refuses before touching anything
+    monkeypatch.setattr(plan, "preflight", lambda ctx: None)
+    monkeypatch.setattr(plan, "install", must_not_install)
+    out = CliRunner().invoke(main, ["install", "--system", "--rules", str(rules_file)])
+    assert out.exit_code == 1, out.output
+    assert "runs from the source folder" in out.output and "pipx install ." in out.output
