@@ -14,18 +14,25 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import ipaddress
 import json
 import logging
 import os
 import signal
 import socket
+import sys
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+
+try:
+    import fcntl
+
+    HAVE_FLOCK = True
+except ImportError:  # Windows: InstanceLock uses msvcrt there
+    HAVE_FLOCK = False
 
 from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
@@ -134,10 +141,13 @@ class InstanceLock:
         self.paths.ensure_state()
         f = open(self.paths.lock, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's life
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(f)
         except BlockingIOError:
             f.seek(0)
-            pid = f.read().strip() or "?"
+            try:
+                pid = f.read().strip() or "?"
+            except OSError:  # Windows: the holder's lock covers what it wrote
+                pid = "?"
             f.close()
             raise StartError(
                 f"zerocontact is already running (pid {pid}) with state directory {self.paths.state_dir}"
@@ -151,6 +161,29 @@ class InstanceLock:
     async def stop(self) -> None:
         if self._file:
             self._file.close()
+
+
+def _lock(f: IO[str]) -> None:
+    """Lock ``f`` for this process, or raise BlockingIOError when another process holds it.
+
+    flock (Linux, macOS) and msvcrt's byte lock (Windows) are dropped by the OS however the process
+    ends. Where neither exists, the PID written inside decides: held while that process lives."""
+    f.seek(0)
+    if HAVE_FLOCK:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    elif sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise BlockingIOError("locked") from None
+    else:
+        import psutil
+
+        pid = f.read().strip()
+        if pid.isdigit() and int(pid) != os.getpid() and psutil.pid_exists(int(pid)):
+            raise BlockingIOError("locked")
 
 
 async def _nothing() -> None:
@@ -357,9 +390,17 @@ class Daemon:
         """Start, then serve until SIGINT or SIGTERM (SIGHUP re-reads the rules file)."""
         loop = asyncio.get_running_loop()
         # handlers first: a SIGTERM that arrives while the parts start stops the daemon once started
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stopped.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stopped.set)
+        except NotImplementedError:
+            # Windows' loops take no signal handlers: asyncio.run turns Ctrl-C into a cancellation
+            # of this coroutine (its finally stops the daemon), and SIGTERM comes in by signal.signal
+            signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(self._stopped.set))
+        else:
+            hup = getattr(signal, "SIGHUP", None)  # none on Windows: the file watcher reloads anyway
+            if hup is not None:
+                loop.add_signal_handler(hup, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
         await self.start()  # a failed start has stopped what it started, and raises
         try:
             await self._stopped.wait()

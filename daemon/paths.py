@@ -104,7 +104,8 @@ class Paths:
 
 
 def system_mode() -> bool:
-    return os.geteuid() == 0 and os.environ.get("ZEROCONTACT_MODE", "") == "system"
+    euid = os.geteuid() if hasattr(os, "geteuid") else -1  # Windows has no euid: never system here
+    return euid == 0 and os.environ.get("ZEROCONTACT_MODE", "") == "system"
 
 
 def resolve(state_dir: str | Path | None = None, config_dir: str | Path | None = None) -> Paths:

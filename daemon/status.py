@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,15 @@ class Runtime:
             return None
 
     def alive(self) -> bool:
-        """Whether the process that wrote this record is still running."""
+        """Whether the process that wrote this record is still running.
+
+        psutil, not ``os.kill(pid, 0)``: on Windows that call terminates the process."""
+        import psutil
+
         try:
-            os.kill(int(self.pid), 0)
+            return bool(psutil.pid_exists(int(self.pid)))
         except (OSError, ValueError, TypeError):
             return False
-        return True
 
 
 @dataclass(frozen=True, slots=True)

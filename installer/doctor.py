@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -226,13 +225,10 @@ def check_service(ctx: Context, runner: Runner) -> Check:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True  # another user's (root's) process: it exists
-    except OSError:
-        return False
-    return True
+    """Whether ``pid`` runs (another user's too); psutil, as ``os.kill(pid, 0)`` kills it on Windows."""
+    import psutil
+
+    return bool(psutil.pid_exists(pid))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

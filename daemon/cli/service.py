@@ -242,8 +242,14 @@ def reload(state_dir: Path | None) -> None:
         st = Status.read(p.status)
         return st.last_reload if st else None
 
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None:
+        raise UserError(
+            "this system has no SIGHUP to ask the daemon with; it re-reads the rules file by itself "
+            "when the file is saved (see `zerocontact status` for the last reload)"
+        )
     before = last()
-    os.kill(pid, signal.SIGHUP)
+    os.kill(pid, hup)
     deadline = time.monotonic() + 10
     while (now := last()) == before and time.monotonic() < deadline:
         time.sleep(0.05)  # polling the status the daemon publishes
