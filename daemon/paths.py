@@ -27,6 +27,9 @@ IN_FORCE = "in-force.toml"
 PENDING = "pending.json"
 STARTED = "started.json"
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
+MANIFEST = "install.json"  # written by `zerocontact install`: what it changed (installer/ops.py)
+SYSTEM_CONFIG_DIR = Path("/etc/zerocontact")
+SYSTEM_STATE_DIR = Path("/var/lib/zerocontact")
 
 
 def write_private(path: Path, text: str) -> None:
@@ -108,12 +111,22 @@ def system_mode() -> bool:
     return euid == 0 and os.environ.get("ZEROCONTACT_MODE", "") == "system"
 
 
+def system_paths() -> Paths:
+    """Where a system installation (``install --system``) keeps its rules and state."""
+    return Paths(config_dir=SYSTEM_CONFIG_DIR, state_dir=SYSTEM_STATE_DIR)
+
+
+def user_paths() -> Paths:
+    """This user's XDG folders (``install --user``, ``zerocontact run``)."""
+    return Paths(
+        config_dir=Path(platformdirs.user_config_dir(APP, appauthor=False)),
+        state_dir=Path(platformdirs.user_state_dir(APP, appauthor=False)),
+    )
+
+
 def resolve(state_dir: str | Path | None = None, config_dir: str | Path | None = None) -> Paths:
-    if system_mode():
-        cfg, state = Path("/etc/zerocontact"), Path("/var/lib/zerocontact")
-    else:
-        cfg = Path(platformdirs.user_config_dir(APP, appauthor=False))
-        state = Path(platformdirs.user_state_dir(APP, appauthor=False))
+    default = system_paths() if system_mode() else user_paths()
+    cfg, state = default.config_dir, default.state_dir
     env_state = os.environ.get("ZEROCONTACT_STATE_DIR")
     return Paths(
         config_dir=Path(config_dir) if config_dir else cfg,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import write_private
+from .paths import MANIFEST, Paths, resolve, system_mode, system_paths, user_paths, write_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +172,38 @@ def _read_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """The installation a command talks to: its folders, its mode, and how it was found."""
+
+    paths: Paths
+    mode: str  # "user" or "system"
+    how: str  # "given", "running", "installed" or "default"
+
+
+def _installed(p: Paths) -> bool:
+    data = _read_object(p.state_dir / MANIFEST)
+    return bool(data and data.get("installed"))
+
+
+def locate(state_dir: str | Path | None = None) -> Located:
+    """Find the installation ``status``, ``reload`` and ``doctor`` report on, the same way for all:
+    a state folder given (``--state-dir``, ``ZEROCONTACT_STATE_DIR``) is used as it is; otherwise the
+    one whose daemon is running, else the one installed as a service, else this mode's default.
+    The user's folders are looked at before the system's unless this process runs in system mode,
+    so root with a daemon of its own (``zerocontact run``) is not sent to an absent system install."""
+    if state_dir is not None or os.environ.get("ZEROCONTACT_STATE_DIR"):
+        return Located(resolve(state_dir), "system" if system_mode() else "user", "given")
+    system, user = ("system", system_paths()), ("user", user_paths())
+    order = [system, user] if system_mode() else [user, system]
+    for mode, p in order:
+        rt = Runtime.read(p.runtime)
+        if rt is not None and rt.alive():
+            return Located(p, mode, "running")
+    for mode, p in order:
+        if _installed(p):
+            return Located(p, mode, "installed")
+    mode, p = order[0]
+    return Located(p, mode, "default")

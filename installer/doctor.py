@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -60,6 +61,9 @@ def _sudo(ctx: Context) -> str:
 
 def install_fix(ctx: Context) -> str:
     """The command that re-applies this installation (it repairs whatever is missing)."""
+    if ctx.live and ctx.mode == "user" and ctx.os == "linux" and os.geteuid() == 0:
+        # root's own daemon: install refuses --user as root (it would serve root alone)
+        return "zerocontact install --system"
     return f"{_sudo(ctx)}zerocontact install --{ctx.mode}" + ("" if ctx.live else f" --root {ctx.root}")
 
 

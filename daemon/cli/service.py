@@ -19,7 +19,7 @@ from zerocontact.rules.sample import sample as sample_text
 from zerocontact.rules.schema import Lock, Person
 
 from .. import paths as pathmod
-from ..status import ReloadStatus, Runtime, Status
+from ..status import ReloadStatus, Runtime, Status, locate
 from .common import (
     UserError,
     default_rules,
@@ -190,7 +190,7 @@ def _local(iso: str | None) -> str:
 @state_dir_option
 def status(as_json: bool, state_dir: Path | None) -> None:
     """What is enforced now, what is pending, the last reload, and whether the clock is trusted."""
-    p = pathmod.resolve(state_dir)
+    p = locate(state_dir).paths  # the same installation doctor checks
     pid = _running(p)
     st = Status.read(p.status)
     if as_json:
@@ -233,7 +233,7 @@ def reload(state_dir: Path | None) -> None:
     import signal
     import time
 
-    p = pathmod.resolve(state_dir)
+    p = locate(state_dir).paths
     pid = _running(p)
     if pid is None:
         raise UserError(f"zerocontact is not running (state directory {p.state_dir})")

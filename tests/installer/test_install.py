@@ -299,3 +299,38 @@ def test_a_service_is_never_started_from_a_source_folder(
     out = CliRunner().invoke(main, ["install", "--system", "--rules", str(rules_file)])
     assert out.exit_code == 1, out.output
     assert "runs from the source folder" in out.output and "pipx install ." in out.output
+
+
+def test_doctor_and_status_find_the_same_running_daemon(tmp_path: Path, isolated_home: Path) -> None:
+    """A daemon in the user's own folders (`zerocontact run`, no install): as root too, doctor must
+    check that one, as status does, not a system installation that does not exist."""
+    from tests.installer.conftest import ZC
+    from tests.support import wait_for
+
+    rules = tmp_path / "my-rules.toml"
+    rules.write_text(RULES)
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen(
+        [ZC, "run", "--rules", str(rules), "--port", "0", "--pac-port", "0"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    runtime = isolated_home / ".local/state/zerocontact/daemon.json"
+    try:
+        wait_for(
+            lambda: runtime.exists() and json.loads(runtime.read_text() or "{}").get("pid") == proc.pid,
+            30,
+            "the daemon in the user's state folder",
+        )
+        st = zc("status")
+        assert st.returncode == 0 and f"zerocontact is running (pid {proc.pid})" in st.stdout
+        r = zc("doctor", "--json")
+        checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+        failing = sorted(name for name, c in checks.items() if c["status"] == "fail")
+        assert failing == ["install"], r.stdout  # running by hand is not installed; nothing else is wrong
+        assert str(proc.pid) in checks["daemon"]["detail"] and str(rules) in checks["rules"]["detail"]
+        if os.geteuid() == 0:  # install refuses --user as root: the fix must be one that works
+            assert checks["install"]["fix"] == "zerocontact install --system"
+    finally:
+        proc.terminate()
+        proc.wait(30)
