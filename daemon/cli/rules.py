@@ -30,15 +30,37 @@ def rules() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def rules_init(path: Path | None, force: bool) -> None:
     """Write a commented sample rules file (default: the user config location)."""
+    default = path is None
     path = default_rules(path)
     if path.exists() and not force:
         raise UserError(f"{path} already exists; use --force to overwrite it")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(sample_text(), encoding="utf-8")
+        _write_private(path, sample_text(), tighten_folder=default)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None
     click.echo(f"wrote {path}; edit it, then: zerocontact rules check {path}")
+
+
+def _write_private(path: Path, text: str, *, tighten_folder: bool) -> None:
+    """Write the rules (a person's name and handles, your reasons) readable by you alone: the file
+    0600, the folders made for it 0700, and zerocontact's own config folder tightened to 0700. A
+    folder you chose (``rules init ./my-rules.toml``) keeps its mode."""
+    import os
+
+    missing = []
+    p = path.parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700)
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+    if tighten_folder:
+        os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # --force over a file that was 0644
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 @rules.command("check")

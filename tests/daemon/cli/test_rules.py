@@ -39,6 +39,28 @@ def test_rules_init_default_location_follows_xdg(isolated_home: Path) -> None:
     assert run("rules", "check").returncode == 0
 
 
+def mode(p: Path) -> int:
+    return p.stat().st_mode & 0o777
+
+
+def test_rules_init_writes_the_file_for_your_eyes_only(isolated_home: Path, tmp_path: Path) -> None:
+    """The file holds a person's name and handles and your reasons: 0600, in a 0700 folder."""
+    (isolated_home / ".config").mkdir(mode=0o755)
+    folder = isolated_home / ".config" / "zerocontact"
+    folder.mkdir(mode=0o755)  # made earlier by something else, open to everyone
+    assert run("rules", "init").returncode == 0
+    assert mode(folder / "rules.toml") == 0o600 and mode(folder) == 0o700
+    assert mode(isolated_home / ".config") == 0o755  # not zerocontact's to change
+    (folder / "rules.toml").chmod(0o644)
+    assert run("rules", "init", "--force").returncode == 0 and mode(folder / "rules.toml") == 0o600
+    # a path of your own: new folders private, an existing one left as it is
+    mine = tmp_path / "notes" / "deeper" / "rules.toml"
+    tmp_path.chmod(0o755)
+    assert run("rules", "init", str(mine)).returncode == 0
+    assert mode(mine) == 0o600 and mode(mine.parent) == 0o700 and mode(mine.parent.parent) == 0o700
+    assert mode(tmp_path) == 0o755
+
+
 def test_rules_check_lists_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(
