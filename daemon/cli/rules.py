@@ -70,6 +70,35 @@ def rules_check(path: Path | None) -> None:
     path = default_rules(path)
     rs = read_rules(path)
     click.echo(f"{path}: ok: {rs.summary()}")
+    for note in rs.notes:
+        click.echo(f"note: {note}")
+    for line in meaning(rs, dt.datetime.now(dt.UTC)):
+        click.echo(line)
+
+
+def meaning(rs: Ruleset, now: dt.datetime) -> list[str]:
+    """What a valid file means in practice, when that is not what its writer may think: it names
+    no one, or a block's end date has already passed (so it blocks nothing)."""
+    from zerocontact.rules.schema import App, Person
+
+    if not rs.people and not rs.apps:
+        return [
+            "Nothing is blocked: this file names no one yet. Add a [[person]] with their accounts "
+            "(`zerocontact rules init FILE` writes a sample to copy from)."
+        ]
+    out = []
+    entries: list[Person | App] = [*rs.people, *rs.apps]
+    over = [e for e in entries if e.schedule.until is not None and e.schedule.until <= now]
+    for e in over:
+        assert e.schedule.until is not None
+        what = f"The block on {e.name}" if isinstance(e, Person) else f"The app rule {e.name!r}"
+        out.append(
+            f"{what} is over: its end date ({e.schedule.until.astimezone():%Y-%m-%d %H:%M}) has passed, "
+            "so it blocks nothing now. Set a later until, or remove it."
+        )
+    if over and len(over) == len(entries):
+        out.append("Nothing is blocked now.")
+    return out
 
 
 def _parse_requests(

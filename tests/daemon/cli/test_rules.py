@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -70,9 +71,10 @@ def test_rules_check_lists_every_problem(tmp_path: Path) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "3 problems" in r.stderr
     assert (
-        f"{path}:3:14: person[1].accounts.instgram: unknown platform; did you mean 'instagram'?" in r.stderr
+        f"{path}:3:14: person \"Sam\", accounts.instgram: unknown platform; did you mean 'instagram'?"
+        in r.stderr
     )
-    assert "person[1].block[1]: unknown surface 'storys'; did you mean 'stories'?" in r.stderr
+    assert "person \"Sam\", block[1]: unknown surface 'storys'; did you mean 'stories'?" in r.stderr
 
 
 def test_rules_check_missing_file(tmp_path: Path) -> None:
@@ -156,3 +158,152 @@ def test_explain_process_says_what_the_watcher_would_do(tmp_path: Path) -> None:
     assert json.loads(r.stdout.splitlines()[0])["verdict"] != "allow"
     r = run("explain", "--rules", str(rules), "--process", "999999999")
     assert r.returncode == 1 and "no process with PID" in r.stderr and "Traceback" not in r.stderr
+
+
+JORDAN = '[[person]]\nname = "Jordan"\n'
+# Words a person who is not a programmer cannot act on: none may reach them.
+JARGON = ("TOML", "Illegal", "Cannot declare", "expected ", "got ", " str ", "byte ", "person[", "app[")
+
+# (what went wrong, the file, exit status, words the message must hold)
+MISTAKES: list[tuple[str, str | bytes, int, tuple[str, ...]]] = [
+    (
+        "a pasted share link",
+        JORDAN + 'accounts = { instagram = "https://www.instagram.com/jordan.rivers/?igsh=abc123" }\n',
+        0,
+        (
+            "note: ",
+            ":3:14: ",
+            "took the handle 'jordan.rivers' from the link 'https://www.instagram.com/jordan.rivers/?igsh=abc123'",
+        ),
+    ),
+    (
+        "a link to a post, not a profile",
+        JORDAN + 'accounts = { instagram = "https://www.instagram.com/p/ABC123/" }\n',
+        1,
+        ("is a link, but not to someone's Instagram profile", "open their profile and copy its link"),
+    ),
+    (
+        "a link filed under the wrong platform",
+        JORDAN + 'accounts = { x = "https://www.instagram.com/jordan.rivers/" }\n',
+        1,
+        ("is a link to Instagram, not X", "put it under instagram"),
+    ),
+    ("an empty file", "", 0, ("Nothing is blocked: this file names no one yet", "[[person]]")),
+    (
+        "an until already past",
+        JORDAN + 'accounts = { x = "jordanrivers" }\nuntil = 2020-01-01\n',
+        0,
+        ("The block on Jordan is over", "has passed, so it blocks nothing now", "Nothing is blocked now."),
+    ),
+    (
+        "an unclosed quote",
+        '[[person]]\nname = "Jordan\naccounts = { x = "j" }\n',
+        1,
+        (":2:15: ", 'a quoted text is not closed: add the closing quote (")'),
+    ),
+    (
+        "[person] with one bracket, twice",
+        '[person]\nname = "A"\n[person]\nname = "B"\n',
+        1,
+        (":3:", "[person] appears twice", "write [[person]] (two brackets)"),
+    ),
+    (
+        "yes for true",
+        '[settings]\nshow_name = "yes"\n' + JORDAN + 'accounts = { x = "j" }\n',
+        1,
+        ('settings.show_name: write true (no quotes), not the text "yes"',),
+    ),
+    (
+        "a file saved as Latin-1",
+        b'[[person]]\nname = "Ren\xe9e"\naccounts = { x = "r" }\n',
+        1,
+        (":2:12: ", "not UTF-8 text", "save the file as UTF-8"),
+    ),
+    (
+        "a search term too short",
+        JORDAN + 'accounts = { x = "j" }\nsearch_terms = ["Jo"]\n',
+        1,
+        ("person \"Jordan\", search_terms[1]: 'Jo' is too short", "at least 3 letters"),
+    ),
+    (
+        "twitter, the old name",
+        JORDAN + 'accounts = { twitter = "jordanrivers" }\n',
+        1,
+        ('person "Jordan", accounts.twitter', "Twitter is called X now: write 'x'"),
+    ),
+    (
+        "online, the everyday word",
+        JORDAN + 'accounts = { x = "j" }\nblock = ["online"]\n',
+        1,
+        ("unknown surface 'online'", "online status is called presence: write 'presence'"),
+    ),
+    (
+        "a number for a name",
+        '[[person]]\nname = 5\naccounts = { x = "j" }\n',
+        1,
+        ('person 1, name: should be text in quotes, like "this", not the number 5',),
+    ),
+    (
+        "a second person without a name",
+        JORDAN + 'accounts = { x = "j" }\n[[person]]\naccounts = { x = "k" }\n',
+        1,
+        ("person 2: every person needs a name",),
+    ),
+    ("a value without quotes", "[[person]]\nname = Jordan\n", 1, (":2:8: ", "text needs quotes")),
+    (
+        "a setting without =",
+        '[[person]]\nname "Jordan"\n',
+        1,
+        ('a setting needs = and a value, like name = "Sam"',),
+    ),
+    (
+        "a date that does not exist",
+        JORDAN + 'accounts = { x = "j" }\nuntil = 2027-02-30\n',
+        1,
+        ("not a real date or time",),
+    ),
+    (
+        "the same setting twice",
+        JORDAN + 'name = "B"\naccounts = { x = "j" }\n',
+        1,
+        (":3:", "this is set twice"),
+    ),
+    (
+        "a number for a duration",
+        "[lock]\ncooling_off = 24\n" + JORDAN + 'accounts = { x = "j" }\n',
+        1,
+        ('lock.cooling_off: should be a duration like "24h", not the number 24',),
+    ),
+    (
+        "a misspelt setting",
+        JORDAN + 'colour = "red"\naccounts = { x = "j" }\n',
+        1,
+        ('person "Jordan", colour: not a setting zerocontact knows',),
+    ),
+]
+
+
+@pytest.mark.parametrize(("mistake", "text", "code", "words"), MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_rules_file_mistakes_are_said_plainly(
+    tmp_path: Path, mistake: str, text: str | bytes, code: int, words: tuple[str, ...]
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    r = CliRunner().invoke(main, ["rules", "check", str(path)])
+    said = r.output
+    assert r.exit_code == code, said
+    for w in words:
+        assert w in said, f"{mistake}: {w!r} not in\n{said}"
+    for jargon in JARGON:
+        assert jargon not in said, f"{mistake}: {jargon!r} in\n{said}"
+
+
+def test_problems_are_listed_in_the_order_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[[person]]\nname = "Jordan"\naccounts = { twitter = "j" }\nblock = ["online"]\n'
+        '[settings]\nshow_name = "yes"\n'  # checked first by the loader, yet last in the file
+    )
+    r = CliRunner().invoke(main, ["rules", "check", str(path)])
+    lines = [line for line in r.output.splitlines() if line.startswith("  ")]
+    assert [int(line.split(":")[1]) for line in lines] == [3, 4, 6], r.output
