@@ -58,6 +58,7 @@ from .status import (
     ReloadStatus,
     Runtime,
     Status,
+    change_words,
 )
 from .watcher import ProcessWatcher
 
@@ -554,6 +555,7 @@ class Daemon:
             people=people,
             apps=apps,
             next_transition=enf.state.next_change.isoformat() if enf.state.next_change else None,
+            next_change=change_words(enf.rules, enf.state, self.commitment.started),
             pending=[PendingStatus(**p) for p in self.commitment.pending_view()],
             cooling_off_seconds=enf.rules.lock.cooling_off.total_seconds(),
             last_reload=self.last_reload,

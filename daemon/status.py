@@ -8,11 +8,16 @@ enforces. Both are written private (0600) off the event loop.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from zerocontact.rules import Ruleset
+from zerocontact.rules.policy import State, evaluate
 
 from .paths import MANIFEST, Paths, resolve, system_mode, system_paths, user_paths, write_private
 
@@ -109,6 +114,7 @@ class Status:
     people: list[PersonStatus] = field(default_factory=list)
     apps: list[AppStatus] = field(default_factory=list)
     next_transition: str | None = None
+    next_change: str | None = None  # what happens at next_transition, in words ("the block on Sam lifts")
     pending: list[PendingStatus] = field(default_factory=list)
     cooling_off_seconds: float = 0.0
     last_reload: ReloadStatus = field(default_factory=ReloadStatus)
@@ -207,3 +213,15 @@ def locate(state_dir: str | Path | None = None) -> Located:
             return Located(p, mode, "installed")
     mode, p = order[0]
     return Located(p, mode, "default")
+
+
+def change_words(rules: Ruleset, state: State, started: Mapping[str, dt.datetime]) -> str | None:
+    """What happens at ``state.next_change``, as a person says it: 'the block on Sam lifts'."""
+    if state.next_change is None:
+        return None
+    after = evaluate(rules, state.next_change, started)
+    words = [f"the block on {n} starts" for n in sorted(after.people - state.people)]
+    words += [f"the block on {n} lifts" for n in sorted(state.people - after.people)]
+    words += [f"the app rule {n!r} starts" for n in sorted(after.apps - state.apps)]
+    words += [f"the app rule {n!r} ends" for n in sorted(state.apps - after.apps)]
+    return "; ".join(words) or None

@@ -192,6 +192,8 @@ def explain(
         if request
         else _stdin_requests(headers)
     )
+    from ..blockpage import plainly  # jinja2 with it: only explain needs it
+
     failed = False
     for item in items:
         if isinstance(item, str):
@@ -200,11 +202,12 @@ def explain(
             continue
         text, req = item
         v = matcher.judge(req, active)
-        if as_json:
-            click.echo(json.dumps({"request": text, **v.as_dict()}, ensure_ascii=False))
+        if as_json:  # the technical reason stays here, for tools and bug reports
+            row = {"request": text, **v.as_dict(), "says": plainly(v, active)}
+            click.echo(json.dumps(row, ensure_ascii=False))
         else:
             mark = "BLOCK" if v.block else ("CHECK" if v.needs_response else "allow")
-            click.echo(f"{mark:5}  {text}\n       {v.reason}")
+            click.echo(f"{mark:5}  {text}\n       {plainly(v, active)}")
     if failed:
         sys.exit(1)
 

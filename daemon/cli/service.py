@@ -179,6 +179,19 @@ def _running(p: pathmod.Paths) -> int | None:
     return rt.pid if rt is not None and rt.alive() else None
 
 
+def duration(d: dt.timedelta) -> str:
+    """A span as a person says it, to the two largest units: '2 min', '24 h', '1 day 12 h'."""
+    total = max(0, round(d.total_seconds()))
+    if total < 60:
+        return "less than a minute" if total else "now"
+    parts = []
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        n, total = divmod(total, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}")
+    return " ".join(parts[:2])
+
+
 def _local(iso: str | None) -> str:
     if not iso:
         return "-"
@@ -212,12 +225,19 @@ def status(as_json: bool, state_dir: Path | None) -> None:
         click.echo(f"  {state}  {person.name} ({', '.join(person.platforms)}; {when})")
     for app in st.apps:
         click.echo(f"  {'stopping now' if app.active else 'not now     '}  app {app.name!r} ({app.action})")
-    click.echo(f"Next change:  {_local(st.next_transition)}")
+    now = dt.datetime.fromisoformat(st.trusted_time) if st.trusted_time else dt.datetime.now(dt.UTC)
+    if st.next_transition:
+        at = dt.datetime.fromisoformat(st.next_transition)
+        what = f": {st.next_change}" if st.next_change else ""
+        click.echo(f"Next change:  {_local(st.next_transition)} (in {duration(at - now)}){what}")
+    else:
+        click.echo("Next change:  none scheduled (only an edit of the rules changes what is blocked)")
     if st.pending:
-        hours = st.cooling_off_seconds / 3600
-        click.echo(f"Pending loosenings (cooling-off {hours:g} h; each applies only if the file still asks):")
+        wait = duration(dt.timedelta(seconds=st.cooling_off_seconds))
+        click.echo(f"Pending loosenings (cooling-off {wait}; each applies only if the file still asks):")
         for item in st.pending:
-            click.echo(f"  - {item.change}: applies at {_local(item.applies_at)}")
+            left = duration(dt.datetime.fromisoformat(item.applies_at) - now)
+            click.echo(f"  - {item.change}: applies at {_local(item.applies_at)} (in {left})")
     reload = st.last_reload
     click.echo(f"Last reload:  {'ok' if reload.ok else 'FAILED'}: {reload.detail}")
     trusted = "trusted" if st.clock.trusted else "NOT trusted"

@@ -114,6 +114,8 @@ def test_reload_commitment_and_transition_in_process(tmp_path: Path) -> None:
 
             # a schedule transition: Ann's block lifts at her until
             assert d.enforcement.state.next_change == dt.datetime.fromisoformat(until)
+            st = Status.read(d.paths.status)
+            assert st is not None and st.next_change == "the block on Ann lifts"
             clock.t = dt.datetime.fromisoformat(until) + dt.timedelta(seconds=1)
             await d.reconcile()
             assert not blocked(d, ANN) and d.enforcement.active == frozenset()

@@ -307,3 +307,43 @@ def test_problems_are_listed_in_the_order_of_the_file(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["rules", "check", str(path)])
     lines = [line for line in r.output.splitlines() if line.startswith("  ")]
     assert [int(line.split(":")[1]) for line in lines] == [3, 4, 6], r.output
+
+
+def test_explain_speaks_plainly_and_keeps_the_technical_reason_in_json(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(
+        JORDAN + 'accounts = { instagram = "jordan.rivers", x = "jordanrivers", messenger = "jordan.r" }\n'
+        'block = ["profile", "stories", "search", "presence", "messages"]\n'
+    )
+    urls = {
+        "https://x.com/search?q=jordanrivers": "Blocked: an X search for Jordan.",
+        "https://www.instagram.com/jordan.rivers/": "Blocked: Jordan's Instagram profile.",
+        "https://www.instagram.com/jordan.rivers/reels/": (
+            "Allowed: an Instagram post by Jordan, but you did not choose to block posts for Jordan."
+        ),
+        "https://www.instagram.com/someone.else/": (
+            "Allowed: this Instagram address is not about anyone you named."
+        ),
+        "https://example.org/": "Allowed: zerocontact does not look at this site",
+        "https://edge-chat.facebook.com/chat": "Allowed: Messenger's web client stays open",
+    }
+    r = run("explain", "--rules", str(rules), *urls)
+    assert r.returncode == 0, r.stderr
+    for url, says in urls.items():
+        assert f"  GET {url}\n       {says}" in r.stdout, r.stdout
+    for technical in ("MQTT", "edge-chat.instagram", "matched", "{handle}", "pattern", "binary"):
+        assert technical not in r.stdout
+    rows = [
+        json.loads(line)
+        for line in run("explain", "--rules", str(rules), "--json", *urls).stdout.splitlines()
+    ]
+    assert [row["says"].split(":")[0] for row in rows] == [
+        "Blocked",
+        "Blocked",
+        "Allowed",
+        "Allowed",
+        "Allowed",
+        "Allowed",
+    ]
+    assert "matched" in rows[0]["reason"]  # the technical reason, for tools and bug reports
+    assert "MQTT" in rows[3]["reason"]  # what Instagram hides, said where it belongs

@@ -128,3 +128,45 @@ def test_stopping_the_demo_notes_no_bypass(tmp_path: Path, isolated_home: Path) 
     finally:
         con.close()
     assert channels == [] and "stopped" in events
+
+
+def test_status_says_spans_in_words_and_what_the_next_change_is(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from zerocontact.daemon.status import PendingStatus, PersonStatus
+
+    now = dt.datetime(2026, 12, 1, 20, 0, tzinfo=dt.UTC)
+    Status(
+        trusted_time=now.isoformat(),
+        people=[PersonStatus("Sam", True, ["profile"], ["instagram"], None, [])],
+        next_transition=(now + dt.timedelta(hours=3)).isoformat(),
+        next_change="the block on Sam lifts",
+        pending=[
+            PendingStatus(
+                "remove Ann", "person:Ann", now.isoformat(), (now + dt.timedelta(minutes=2)).isoformat()
+            )
+        ],
+        cooling_off_seconds=120,
+    ).write(tmp_path / "status.json")
+    r = run("status", "--state-dir", str(tmp_path))
+    assert "cooling-off 2 min;" in r.stdout and "0.0333" not in r.stdout
+    assert "(in 3 h): the block on Sam lifts" in r.stdout
+    assert "remove Ann: applies at " in r.stdout and "(in 2 min)" in r.stdout
+
+
+def test_durations_read_as_people_say_them() -> None:
+    import datetime as dt
+
+    from zerocontact.daemon.cli.service import duration
+
+    cases = {
+        0: "now",
+        40: "less than a minute",
+        120: "2 min",
+        3600 * 24: "1 day",
+        3600 * 36: "1 day 12 h",
+        86400 * 90 + 61: "90 days 1 min",
+        3600 * 3 + 59 * 60 + 59: "3 h 59 min",
+    }
+    for seconds, words in cases.items():
+        assert duration(dt.timedelta(seconds=seconds)) == words, seconds
