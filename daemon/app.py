@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -37,13 +38,14 @@ except ImportError:  # Windows: InstanceLock uses msvcrt there
 from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
-from . import ca, sdnotify
+from . import ca, notify, sdnotify
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
 from .commitment import Commitment
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
+from .notify import Notifier
 from .pac import PacServer, pac
 from .paths import Paths, system_mode
 from .proxy import Proxy
@@ -212,6 +214,7 @@ class Daemon:
         self.process_watcher: ProcessWatcher | None = None
         self.runtime: Runtime | None = None
         self.today: DayCount | None = None
+        self.notifier: Notifier | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
@@ -269,6 +272,14 @@ class Daemon:
             on_date=clock.observe_date,
         )
         await life.enter("blocker", _nothing, lambda: asyncio.to_thread(blocker.done))
+        notifier = self.notifier = Notifier(
+            lambda: self.enforcement.rules.settings.notifications, system=system_mode()
+        )
+
+        async def start_notifier() -> None:
+            notifier.start()
+
+        await life.enter("notifier", start_notifier, lambda: asyncio.to_thread(notifier.stop))
 
         extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
         proxy = self.proxy = Proxy(
@@ -436,6 +447,10 @@ class Daemon:
         self.journal.record(attempt)
         if self.today is not None:
             self.today.add()
+        if attempt.channel == "app" and attempt.process and attempt.rule:
+            action = "suspend" if (attempt.detail or "").startswith("suspended") else "terminate"
+            process = re.sub(r" \(\d+\)$", "", attempt.process)  # "whatsapp (4242)": the pid aside
+            self._notify(*notify.app_stopped(process, attempt.rule, action))
 
     def _record_bypass(self, detail: str) -> None:
         """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
@@ -495,9 +510,15 @@ class Daemon:
         for name in sorted(new.active - old.active):
             log.info("block started: %s", name)
             self.journal.event("block started", name)
+            self._notify(*notify.block_started(name))
         for name in sorted(old.active - new.active):
             log.info("block lifted: %s", name)
             self.journal.event("block lifted", name)
+            self._notify(*notify.block_lifted(name))
+
+    def _notify(self, title: str, body: str) -> None:
+        if self.notifier is not None:
+            self.notifier.send(title, body)
 
     async def _after_change(self, new: Enforcement) -> None:
         """Wake at the next transition, persist state, and publish status (disk work off the loop)."""

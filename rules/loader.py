@@ -692,12 +692,15 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     _typed(ctx, "settings.show_name", show_name, bool, "true or false")
     bypass = settings_raw.get("bypass_detection", True)
     _typed(ctx, "settings.bypass_detection", bypass, bool, "true or false")
+    notifications = settings_raw.get("notifications", True)
+    _typed(ctx, "settings.notifications", notifications, bool, "true or false")
     settings = Settings(
         timezone=tz,
         show_name=show_name is True,
         instead=_str_list(ctx, "settings.instead", settings_raw.get("instead", [])),
         retention=retention,
         bypass_detection=bypass is not False,
+        notifications=notifications is not False,
     )
 
     lock_raw = _table(ctx, "lock", doc.get("lock", {})) or {}

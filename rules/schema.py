@@ -193,6 +193,12 @@ class Settings:
         "true",
         default=True,
     )
+    notifications: bool = doc(
+        "notifications",
+        "Desktop notifications when a block starts or ends or an app is stopped (Linux desktops).",
+        "true",
+        default=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
