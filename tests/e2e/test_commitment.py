@@ -207,6 +207,8 @@ def test_sigkill_during_a_block_is_journalled_at_the_next_start(tmp_path: Path, 
 
     d = start(tmp_path, origin, rules())
     assert code(d, SAM) == "403"
+    # the status naming who is blocked follows daemon.json by a moment: kill it once it is there
+    wait_for(lambda: (d.state / "status.json").exists(), 10, "the published status")
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(5)
     d2 = start(tmp_path, origin, rules(), name="d")
