@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import socket
+import sys
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
@@ -28,10 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+try:
+    import fcntl
+
+    HAVE_FLOCK = True
+except ImportError:  # Windows: InstanceLock uses msvcrt there
+    HAVE_FLOCK = False
+
 from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
-from . import ca, sdnotify
+from . import ca, notify, sdnotify
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
@@ -39,6 +47,7 @@ from .commitment import Commitment, UninstallRequest
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
+from .notify import Notifier
 from .pac import PacServer, pac, proxy_address
 from .paths import Paths, os_problem, system_mode
 from .proxy import Proxy
@@ -54,6 +63,7 @@ from .status import (
     ReloadStatus,
     Runtime,
     Status,
+    change_words,
 )
 from .watcher import ProcessWatcher
 
@@ -103,6 +113,7 @@ class Options:
     redirect_upstream: dict[str, tuple[str, int]] | None = None  # tests and debugging only
     rules_bytes: bytes | None = None  # what the rules were loaded from: the watcher starts there
     watch_processes: bool = True
+    demo: bool = False  # `run --sample`: a throwaway run that commits to nothing and notes no bypass
 
 
 class Lifecycle:
@@ -142,18 +153,19 @@ class InstanceLock:
 
     async def start(self) -> None:
         self.paths.ensure_state()
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd)
         except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            pid = _read_head(fd) or "?"
             os.close(fd)
             raise StartError(
                 f"zerocontact is already running (pid {pid}) with state directory {self.paths.state_dir}"
             ) from None
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, str(os.getpid()).encode())
             self.paths.check_room()
         except OSError:
             os.close(fd)
@@ -164,6 +176,38 @@ class InstanceLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _read_head(fd: int) -> str:
+    """The PID a lock file holds (its first bytes); empty when it cannot be read (on Windows the
+    holder's lock covers what it wrote)."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 32).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
+def _lock(fd: int) -> None:
+    """Lock ``fd`` for this process, or raise BlockingIOError when another process holds it.
+
+    flock (Linux, macOS) and msvcrt's byte lock (Windows) are dropped by the OS however the process
+    ends. Where neither exists, the PID written inside decides: held while that process lives."""
+    if HAVE_FLOCK:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    elif sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise BlockingIOError("locked") from None
+    else:
+        import psutil
+
+        pid = _read_head(fd)
+        if pid.isdigit() and int(pid) != os.getpid() and psutil.pid_exists(int(pid)):
+            raise BlockingIOError("locked")
 
 
 async def _nothing() -> None:
@@ -192,6 +236,7 @@ class Daemon:
         self.runtime: Runtime | None = None
         self.today: DayCount | None = None
         self.uninstall: UninstallRequest | None = None
+        self.notifier: Notifier | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
         self.problems: dict[str, str] = {}  # what keeps the daemon from its whole job, by kind
@@ -226,10 +271,17 @@ class Daemon:
             raise
 
     async def _start(self) -> None:
-        os.umask(0o077)  # everything the daemon writes is private to its owner
         host = check_loopback(self.opts.host)
         loop = asyncio.get_running_loop()
         life = self._life
+        # everything the daemon writes is private to its owner; the old mask comes back at stop
+        # (a daemon run in-process, as the tests do, leaves its host process as it found it)
+        previous_umask = os.umask(0o077)
+
+        async def restore_umask() -> None:
+            os.umask(previous_umask)
+
+        await life.enter("umask", _nothing, restore_umask)
         lock = InstanceLock(self.paths)
         await life.enter("lock", lock.start, lock.stop)
 
@@ -272,6 +324,14 @@ class Daemon:
             on_date=clock.observe_date,
         )
         await life.enter("blocker", _nothing, lambda: asyncio.to_thread(blocker.done))
+        notifier = self.notifier = Notifier(
+            lambda: self.enforcement.rules.settings.notifications, system=system_mode()
+        )
+
+        async def start_notifier() -> None:
+            notifier.start()
+
+        await life.enter("notifier", start_notifier, lambda: asyncio.to_thread(notifier.stop))
 
         extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
         proxy = self.proxy = Proxy(
@@ -382,6 +442,8 @@ class Daemon:
         assert self.blocker is not None
         if not self._started:
             return
+        if self.opts.demo:
+            return  # stopping a demo is not a way around anything
         marker = self.paths.restart_marker  # written by `install --refresh`
         by_installer = marker.exists()
         with contextlib.suppress(OSError):
@@ -416,9 +478,17 @@ class Daemon:
         """Start, then serve until SIGINT or SIGTERM (SIGHUP re-reads the rules file)."""
         loop = asyncio.get_running_loop()
         # handlers first: a SIGTERM that arrives while the parts start stops the daemon once started
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stopped.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._stopped.set)
+        except NotImplementedError:
+            # Windows' loops take no signal handlers: asyncio.run turns Ctrl-C into a cancellation
+            # of this coroutine (its finally stops the daemon), and SIGTERM comes in by signal.signal
+            signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(self._stopped.set))
+        else:
+            hup = getattr(signal, "SIGHUP", None)  # none on Windows: the file watcher reloads anyway
+            if hup is not None:
+                loop.add_signal_handler(hup, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
         await self.start()  # a failed start has stopped what it started, and raises
         try:
             await self._stopped.wait()
@@ -448,12 +518,20 @@ class Daemon:
 
     def _record(self, attempt: Attempt) -> None:
         """An attempt from the process watcher (already on the loop): into the journal's queue."""
+        if self.opts.demo and attempt.channel == "bypass":
+            return  # a demo has nothing to route around
         self.journal.record(attempt)
         if self.today is not None:
             self.today.add()
+        if attempt.channel == "app" and attempt.process and attempt.rule:
+            action = "suspend" if (attempt.detail or "").startswith("suspended") else "terminate"
+            process = re.sub(r" \(\d+\)$", "", attempt.process)  # "whatsapp (4242)": the pid aside
+            self._notify(*notify.app_stopped(process, attempt.rule, action))
 
     def _record_bypass(self, detail: str) -> None:
         """A way around the block was tried (clock moved, service stopped): one attempt, channel bypass."""
+        if self.opts.demo:
+            return
         self._record(
             Attempt(
                 time=dt.datetime.now(dt.UTC),
@@ -535,9 +613,15 @@ class Daemon:
         for name in sorted(new.active - old.active):
             log.info("block started: %s", name)
             self.journal.event("block started", name)
+            self._notify(*notify.block_started(name))
         for name in sorted(old.active - new.active):
             log.info("block lifted: %s", name)
             self.journal.event("block lifted", name)
+            self._notify(*notify.block_lifted(name))
+
+    def _notify(self, title: str, body: str) -> None:
+        if self.notifier is not None:
+            self.notifier.send(title, body)
 
     async def _after_change(self, new: Enforcement) -> None:
         """Wake at the next transition, persist state, and publish status (disk work off the loop)."""
@@ -653,6 +737,7 @@ class Daemon:
             people=people,
             apps=apps,
             next_transition=enf.state.next_change.isoformat() if enf.state.next_change else None,
+            next_change=change_words(enf.rules, enf.state, self.commitment.started),
             pending=[PendingStatus(**p) for p in self.commitment.pending_view()] + self._uninstall_view(enf),
             cooling_off_seconds=enf.rules.lock.cooling_off.total_seconds(),
             last_reload=self.last_reload,

@@ -424,8 +424,7 @@ class Blocker:
             rules.settings.instead[count % len(rules.settings.instead)] if rules.settings.instead else ""
         )
         return self.pages.block(
-            what=what,
-            person_name=v.person if rules.settings.show_name else None,
+            what=describe(v.platform, v.surface, v.person) if rules.settings.show_name else what,
             why=person.why if person else "",
             today_count=max(count, 1),
             lifts_on=lifts,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from importlib import resources
 
 import jinja2
 
+from zerocontact.rules import Verdict
 from zerocontact.rules.platforms import presets
 
 QUESTION = "If there were no hope of reconnection, would I still make this contact?"
@@ -19,6 +21,16 @@ _SURFACE_TEXT = {
     "search": "{a} {title} search",
     "messages": "{a} {title} conversation",
     "client": "{title}'s web client",
+}
+# the same, naming the person: "An X search for Jordan", "Jordan's Instagram profile"
+_SURFACE_TEXT_FOR = {
+    "profile": "{person}'s {title} profile",
+    "stories": "{person}'s {title} stories",
+    "posts": "{a} {title} post by {person}",
+    "presence": "{person}'s online status on {title}",
+    "search": "{a} {title} search for {person}",
+    "messages": "{a} {title} conversation with {person}",
+    "client": "{title}'s web client, while {person} is blocked",
 }
 HEADERS_HTML = {
     "Content-Type": "text/html; charset=utf-8",
@@ -36,14 +48,49 @@ HEADERS_API = {
 }
 
 
-def describe(platform: str | None, surface: str | None) -> str:
-    """'An Instagram profile', 'Instagram stories', … for the block page and the log."""
+def describe(platform: str | None, surface: str | None, person: str | None = None) -> str:
+    """'An Instagram profile', 'Instagram stories', … for the block page and the log; with ``person``
+    'Jordan's Instagram profile', 'An X search for Jordan'."""
     p = presets().get(platform or "")
     title = p.title if p else (platform or "this site")
-    text = _SURFACE_TEXT.get(surface or "", "{a} {title} page")
+    if person:
+        text = _SURFACE_TEXT_FOR.get(surface or "", "{a} {title} page about {person}")
+    else:
+        text = _SURFACE_TEXT.get(surface or "", "{a} {title} page")
     # "An Instagram profile", "An X profile" (said "ex"), "A TikTok profile"
     a = "An" if title[:1].lower() in "aeiou" or title == "X" else "A"
-    return text.format(a=a, title=title)
+    return text.format(a=a, title=title, person=person)
+
+
+def plainly(v: Verdict, active: Collection[str] | None) -> str:
+    """What the daemon does with a request, in a sentence for a person (``explain``); the matcher's
+    technical reason (patterns, what a platform hides and why) stays in ``explain --json``."""
+    p = presets().get(v.platform or "")
+    title = p.title if p else (v.platform or "")
+
+    def mid(text: str) -> str:  # "An X search" inside a sentence; "Jordan's …" keeps its capital
+        return text[:1].lower() + text[1:] if text.startswith(("A ", "An ")) else text
+
+    if v.block:
+        return f"Blocked: {mid(describe(v.platform, v.surface, v.person))}."
+    if v.needs_response:
+        return (
+            f"Checked: {mid(describe(v.platform, v.surface))} shows whose it is only in its answer, "
+            "so the answer is looked at, and blocked if it is about someone you named."
+        )
+    if v.person:
+        what = mid(describe(v.platform, v.surface, v.person))
+        if active is not None and v.person not in active:
+            return f"Allowed: {what}, but the block on {v.person} is not in force now."
+        if v.surface == "client":
+            return (
+                f"Allowed: {title}'s web client stays open; you did not choose to block the whole "
+                f'client while {v.person} is blocked (add "client" to their block list).'
+            )
+        return f"Allowed: {what}, but you did not choose to block {v.surface} for {v.person}."
+    if v.targeted:
+        return f"Allowed: this {title} address is not about anyone you named."
+    return "Allowed: zerocontact does not look at this site (your rules name no one on it)."
 
 
 class Pages:
@@ -61,7 +108,6 @@ class Pages:
         self,
         *,
         what: str,
-        person_name: str | None,
         why: str,
         today_count: int,
         lifts_on: str | None,
@@ -70,7 +116,6 @@ class Pages:
     ) -> str:
         return self.block_t.render(
             what=what,
-            person_name=person_name,
             why=why,
             today_count=today_count,
             lifts_on=lifts_on,

@@ -32,6 +32,9 @@ STARTED = "started.json"
 UNINSTALL_REQUEST = "uninstall-requested.json"  # a loosening like any other: it waits (commitment)
 START_ROOM = 16 * 1024  # what a start must be able to write: lock, daemon.json, status, clock
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
+MANIFEST = "install.json"  # written by `zerocontact install`: what it changed (installer/ops.py)
+SYSTEM_CONFIG_DIR = Path("/etc/zerocontact")
+SYSTEM_STATE_DIR = Path("/var/lib/zerocontact")
 
 
 def write_private(path: Path, text: str) -> None:
@@ -146,15 +149,26 @@ class Paths:
 
 
 def system_mode() -> bool:
-    return os.geteuid() == 0 and os.environ.get("ZEROCONTACT_MODE", "") == "system"
+    euid = os.geteuid() if hasattr(os, "geteuid") else -1  # Windows has no euid: never system here
+    return euid == 0 and os.environ.get("ZEROCONTACT_MODE", "") == "system"
+
+
+def system_paths() -> Paths:
+    """Where a system installation (``install --system``) keeps its rules and state."""
+    return Paths(config_dir=SYSTEM_CONFIG_DIR, state_dir=SYSTEM_STATE_DIR)
+
+
+def user_paths() -> Paths:
+    """This user's XDG folders (``install --user``, ``zerocontact run``)."""
+    return Paths(
+        config_dir=Path(platformdirs.user_config_dir(APP, appauthor=False)),
+        state_dir=Path(platformdirs.user_state_dir(APP, appauthor=False)),
+    )
 
 
 def resolve(state_dir: str | Path | None = None, config_dir: str | Path | None = None) -> Paths:
-    if system_mode():
-        cfg, state = Path("/etc/zerocontact"), Path("/var/lib/zerocontact")
-    else:
-        cfg = Path(platformdirs.user_config_dir(APP, appauthor=False))
-        state = Path(platformdirs.user_state_dir(APP, appauthor=False))
+    default = system_paths() if system_mode() else user_paths()
+    cfg, state = default.config_dir, default.state_dir
     env_state = os.environ.get("ZEROCONTACT_STATE_DIR")
     return Paths(
         config_dir=Path(config_dir) if config_dir else cfg,

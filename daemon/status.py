@@ -11,11 +11,15 @@ import dataclasses
 import datetime as dt
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import write_private
+from zerocontact.rules import Ruleset
+from zerocontact.rules.policy import State, evaluate
+
+from .paths import MANIFEST, Paths, resolve, system_mode, system_paths, user_paths, write_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +46,15 @@ class Runtime:
             return None
 
     def alive(self) -> bool:
-        """Whether the process that wrote this record is still running."""
+        """Whether the process that wrote this record is still running.
+
+        psutil, not ``os.kill(pid, 0)``: on Windows that call terminates the process."""
+        import psutil
+
         try:
-            os.kill(int(self.pid), 0)
+            return bool(psutil.pid_exists(int(self.pid)))
         except (OSError, ValueError, TypeError):
             return False
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class Status:
     people: list[PersonStatus] = field(default_factory=list)
     apps: list[AppStatus] = field(default_factory=list)
     next_transition: str | None = None
+    next_change: str | None = None  # what happens at next_transition, in words ("the block on Sam lifts")
     pending: list[PendingStatus] = field(default_factory=list)
     cooling_off_seconds: float = 0.0
     last_reload: ReloadStatus = field(default_factory=ReloadStatus)
@@ -186,3 +194,50 @@ def _read_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """The installation a command talks to: its folders, its mode, and how it was found."""
+
+    paths: Paths
+    mode: str  # "user" or "system"
+    how: str  # "given", "running", "installed" or "default"
+
+
+def _installed(p: Paths) -> bool:
+    data = _read_object(p.state_dir / MANIFEST)
+    return bool(data and data.get("installed"))
+
+
+def locate(state_dir: str | Path | None = None) -> Located:
+    """Find the installation ``status``, ``reload`` and ``doctor`` report on, the same way for all:
+    a state folder given (``--state-dir``, ``ZEROCONTACT_STATE_DIR``) is used as it is; otherwise the
+    one whose daemon is running, else the one installed as a service, else this mode's default.
+    The user's folders are looked at before the system's unless this process runs in system mode,
+    so root with a daemon of its own (``zerocontact run``) is not sent to an absent system install."""
+    if state_dir is not None or os.environ.get("ZEROCONTACT_STATE_DIR"):
+        return Located(resolve(state_dir), "system" if system_mode() else "user", "given")
+    system, user = ("system", system_paths()), ("user", user_paths())
+    order = [system, user] if system_mode() else [user, system]
+    for mode, p in order:
+        rt = Runtime.read(p.runtime)
+        if rt is not None and rt.alive():
+            return Located(p, mode, "running")
+    for mode, p in order:
+        if _installed(p):
+            return Located(p, mode, "installed")
+    mode, p = order[0]
+    return Located(p, mode, "default")
+
+
+def change_words(rules: Ruleset, state: State, started: Mapping[str, dt.datetime]) -> str | None:
+    """What happens at ``state.next_change``, as a person says it: 'the block on Sam lifts'."""
+    if state.next_change is None:
+        return None
+    after = evaluate(rules, state.next_change, started)
+    words = [f"the block on {n} starts" for n in sorted(after.people - state.people)]
+    words += [f"the block on {n} lifts" for n in sorted(state.people - after.people)]
+    words += [f"the app rule {n!r} starts" for n in sorted(after.apps - state.apps)]
+    words += [f"the app rule {n!r} ends" for n in sorted(state.apps - after.apps)]
+    return "; ".join(words) or None

@@ -67,11 +67,25 @@ def manifest_candidates(root: Path, state_dir: Path | None) -> list[tuple[Mode, 
         ctx = planmod.make_context("user", root, state_dir=logical(state_dir), exe=("/x",))
         return [("user", ctx.manifest)]
     found: list[tuple[Mode, Path]] = []
-    order: tuple[Mode, ...] = ("system", "user") if _euid() == 0 else ("user", "system")
+    first = default_mode(root)
+    order: tuple[Mode, ...] = (first, "user" if first == "system" else "system")
     for mode in order:
         ctx = planmod.make_context(mode, root, exe=("/x",))
         found.append((mode, ctx.manifest))
     return found
+
+
+def default_mode(root: Path) -> Mode:
+    """Which installation to look at first. On the live system, the one ``status`` reports on
+    (``daemon.status.locate``: a running daemon, else an installed service), so doctor and status
+    never disagree; in a staging root, system for root and user otherwise."""
+    if root == Path("/"):
+        from zerocontact.daemon.status import locate
+
+        located = locate()
+        if located.how in ("running", "installed"):
+            return "system" if located.mode == "system" else "user"
+    return "system" if _euid() == 0 else "user"
 
 
 def find_manifest(root: Path, state_dir: Path | None) -> tuple[Mode, Path] | None:
@@ -147,6 +161,13 @@ def install_cmd(
             planmod.preflight(ctx)
     except InstallError as e:
         raise fail(e) from None
+    clone = planmod.editable_source()
+    if clone is not None and ctx.live and not dry_run:
+        raise UserError(
+            f"this zerocontact runs from the source folder {clone} (an editable install, as ./dev "
+            "makes): the service would stop the day that folder is deleted. Install it first "
+            '(pipx install .  — README: "Installing zerocontact"), then run that zerocontact install.'
+        )
     copy: tuple[bytes, str] | None = None
     if rules_path is not None:
         data = read_rules_bytes(rules_path)
@@ -163,6 +184,11 @@ def install_cmd(
     ctx = dataclasses.replace(ctx, hosts=tuple(hosts))
     steps = planmod.build_steps(ctx, rules=copy)
     click.echo(planmod.plan_text(ctx, steps), nl=False)
+    if clone is not None:
+        click.echo(
+            f"note: this zerocontact runs from the source folder {clone}; the service starts it "
+            "from there, so it must stay (a real install: pipx install .)"
+        )
     if dry_run:
         click.echo("(dry run: nothing was changed)")
         return
@@ -333,7 +359,7 @@ def doctor_cmd(as_json: bool, root: Path, state_dir: Path | None) -> None:
     if manifest is not None and manifest.data.get("mode"):
         ctx = planmod.context_from_manifest(manifest)
     else:
-        mode: Mode = found[0] if found else ("system" if _euid() == 0 else "user")
+        mode: Mode = found[0] if found else default_mode(root)
         ctx = planmod.make_context(mode, root, state_dir=logical(state_dir) if state_dir else None)
         manifest = manifest or Manifest.load(ctx.manifest)
 

@@ -62,6 +62,9 @@ def _sudo(ctx: Context) -> str:
 
 def install_fix(ctx: Context) -> str:
     """The command that re-applies this installation (it repairs whatever is missing)."""
+    if ctx.live and ctx.mode == "user" and ctx.os == "linux" and os.geteuid() == 0:
+        # root's own daemon: install refuses --user as root (it would serve root alone)
+        return "zerocontact install --system"
     return f"{_sudo(ctx)}zerocontact install --{ctx.mode}" + ("" if ctx.live else f" --root {ctx.root}")
 
 
@@ -227,13 +230,10 @@ def check_service(ctx: Context, runner: Runner) -> Check:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True  # another user's (root's) process: it exists
-    except OSError:
-        return False
-    return True
+    """Whether ``pid`` runs (another user's too); psutil, as ``os.kill(pid, 0)`` kills it on Windows."""
+    import psutil
+
+    return bool(psutil.pid_exists(pid))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

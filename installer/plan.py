@@ -54,6 +54,19 @@ def installed_command() -> tuple[str, ...]:
     return (str(Path(sys.executable).absolute()), "-m", "zerocontact.daemon.cli")
 
 
+def editable_source() -> str | None:
+    """The source folder this zerocontact runs from (an editable install, as ``./dev``'s ``.venv``),
+    else None: a service started from a clone stops the day the clone is deleted."""
+    import zerocontact.daemon
+
+    # an installed package lives in site-packages/zerocontact/; a source tree has the repository's
+    # own layout around the real file (an editable install links back to it)
+    src = Path(os.path.realpath(zerocontact.daemon.__file__ or ".")).parent.parent
+    if (src / "pyproject.toml").is_file() and (src / "installer").is_dir() and (src / "rules").is_dir():
+        return str(src)
+    return None
+
+
 def service_read_paths(exe: Sequence[str]) -> tuple[str, ...]:
     """Everything the service must be able to read to start: the script, the interpreter (also
     behind the venv's symlink) and the package (also the source tree of an editable install)."""

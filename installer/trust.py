@@ -201,7 +201,18 @@ class DebianTrust(Step):
     def update(self) -> list[str]:
         if self.ctx.live:
             return ["update-ca-certificates"]
-        return ["update-ca-certificates", "--sysroot", str(self.ctx.root)]  # a staging root's own store
+        # A staging root's own store. Not --sysroot: Debian 12's stock tool lacks it (and, like
+        # every version, answers an option it does not know with its usage and exit 0); it is only
+        # shorthand for these options, which every version has.
+        r = self.ctx.at
+        return [
+            "update-ca-certificates",
+            *("--certsconf", str(r("/etc/ca-certificates.conf"))),
+            *("--certsdir", str(r("/usr/share/ca-certificates"))),
+            *("--localcertsdir", str(r("/usr/local/share/ca-certificates"))),
+            *("--etccertsdir", str(r("/etc/ssl/certs"))),
+            *("--hooksdir", str(r("/etc/ca-certificates/update.d"))),
+        ]
 
     def ops(self) -> list[Op]:
         return [
@@ -209,6 +220,7 @@ class DebianTrust(Step):
             Dir(self.DIR),
             File(self.DIR / f"{LABEL}.crt", self.material.cert, 0o644, "the CA (the name must end in .crt)"),
             Command(self.update(), why="rebuild /etc/ssl/certs", only_if_changed=True),
+            BundleHasCa(PurePosixPath(DEBIAN_BUNDLE), self.material, "update-ca-certificates"),
         ]
 
     @classmethod
@@ -216,6 +228,45 @@ class DebianTrust(Step):
         if not _tool(ctx, "update-ca-certificates"):
             return False
         return ctx.live or ctx.at(PurePosixPath("/etc/ca-certificates.conf")).exists()
+
+
+DEBIAN_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+USAGE_LINE = "[--verbose] [--fresh]"  # what update-ca-certificates prints for an option it lacks
+
+
+def bundle_has(bundle: bytes, cert_pem: bytes) -> bool:
+    """Whether a PEM bundle holds this certificate (line breaks aside)."""
+    body = b"".join(cert_pem.strip().split(b"\n")[1:-1])
+    return bool(body) and body in bundle.replace(b"\r", b"").replace(b"\n", b"")
+
+
+@dataclass
+class BundleHasCa(Op):
+    """The trust store's bundle must really hold the CA after the tool ran: its exit status is no
+    proof (a tool that does not understand an option prints its usage and exits 0, changing nothing)."""
+
+    bundle: PurePath
+    material: CaMaterial
+    tool: str
+
+    def describe(self) -> str:
+        return f"check that {self.bundle} now holds the CA ({self.tool}'s exit status is not proof)"
+
+    def apply(self, tx: Tx) -> None:
+        path = tx.ctx.at(self.bundle)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            data, why = b"", f"cannot read it ({e.strerror})"
+        else:
+            why = "it does not hold the CA"
+        if not bundle_has(data, self.material.cert()):
+            raise InstallError(
+                f"{self.tool} finished without error, but {self.bundle}: {why}. This version of "
+                f"{self.tool} may not understand how it was called (it answers with its usage line "
+                f"{USAGE_LINE!r} and success); update the ca-certificates package and install again"
+            )
+        tx.say(f"checked: {self.bundle} holds the CA")
 
 
 class FedoraTrust(Step):

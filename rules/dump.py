@@ -91,6 +91,7 @@ def dump(rules: Ruleset) -> str:
         f"show_name = {'true' if st.show_name else 'false'}",
         f"instead = {_list(st.instead)}",
         f"bypass_detection = {'true' if st.bypass_detection else 'false'}",
+        f"notifications = {'true' if st.notifications else 'false'}",
     ]
     if st.retention is not None:
         lines.append(f"retention = {_dur(st.retention)}")

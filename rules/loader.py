@@ -12,6 +12,7 @@ import difflib
 import fractions
 import functools
 import gc
+import json
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -176,8 +177,19 @@ class _Ctx:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        self.notes: list[Problem] = []
+        self.names: dict[str, str] = {}  # "person[2]" -> "Jordan": entries are named by their name
         self._pos: dict[str, tuple[int, int]] | None = None
         self._text = text
+
+    def label(self, key: str) -> str:
+        """``person[2].accounts.x`` as a person reads it: ``person "Jordan", accounts.x``."""
+        m = re.match(r"(person|app|site)\[(\d+)\]\.?(.*)", key)
+        if not m:
+            return key
+        name = self.names.get(f"{m[1]}[{m[2]}]")
+        entry = f"{m[1]} {json.dumps(name, ensure_ascii=False)}" if name else f"{m[1]} {m[2]}"
+        return f"{entry}, {m[3]}" if m[3] else entry
 
     def where(self, key: str) -> tuple[int | None, int | None]:
         if self._pos is None:
@@ -196,7 +208,12 @@ class _Ctx:
 
     def error(self, key: str, message: str) -> None:
         line, col = self.where(key)
-        self.problems.append(Problem(self.file, key, message, line, col))
+        self.problems.append(Problem(self.file, key, message, line, col, self.label(key)))
+
+    def note(self, key: str, message: str) -> None:
+        """Something done for the user that they should know about (not a problem)."""
+        line, col = self.where(key)
+        self.notes.append(Problem(self.file, key, message, line, col, self.label(key)))
 
     def check(self, key: str, fn: Callable[[], T]) -> T | None:
         try:
@@ -206,7 +223,39 @@ class _Ctx:
             return None
 
 
-def _suggest(word: str, choices: list[str]) -> str:
+# Names people use that are not (or no longer) the file's own, with the name to write instead.
+OLD_PLATFORM_NAMES = {
+    "twitter": ("x", "Twitter is called X now"),
+    "fb": ("facebook", "write the whole name"),
+    "ig": ("instagram", "write the whole name"),
+    "insta": ("instagram", "write the whole name"),
+    "yt": ("youtube", "write the whole name"),
+    "snap": ("snapchat", "write the whole name"),
+    "wa": ("whatsapp", "write the whole name"),
+    "tg": ("telegram", "write the whole name"),
+    "thread": ("threads", "the platform is Threads"),
+}
+OLD_SURFACE_NAMES = {
+    "online": ("presence", "online status is called presence"),
+    "last_seen": ("presence", "last seen is part of presence"),
+    "status": ("presence", "online status is called presence"),
+    "active": ("presence", "'active now' is part of presence"),
+    "activity": ("presence", "activity status is part of presence"),
+    "dm": ("messages", "direct messages are called messages"),
+    "dms": ("messages", "direct messages are called messages"),
+    "chat": ("messages", "chats are called messages"),
+    "message": ("messages", ""),
+    "story": ("stories", ""),
+    "post": ("posts", ""),
+    "reels": ("posts", "reels, videos and other tabs of their posts are posts"),
+    "videos": ("posts", "reels, videos and other tabs of their posts are posts"),
+}
+
+
+def _suggest(word: str, choices: list[str], old: dict[str, tuple[str, str]] | None = None) -> str:
+    if old and word.lower() in old and old[word.lower()][0] in choices:
+        new, why = old[word.lower()]
+        return f"; {why + ': ' if why else ''}write {new!r}"
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(choices))}"
 
@@ -214,16 +263,46 @@ def _suggest(word: str, choices: list[str]) -> str:
 def _unknown_keys(ctx: _Ctx, where: str, table: dict[str, Any], allowed: list[str]) -> None:
     for k in table:
         if k not in allowed:
-            ctx.error(f"{where}.{k}" if where else k, "unknown key" + _suggest(k, allowed))
+            ctx.error(
+                f"{where}.{k}" if where else k, "not a setting zerocontact knows" + _suggest(k, allowed)
+            )
+
+
+_PLAIN_WHAT = {
+    "a string": 'text in quotes, like "this"',
+    "a table": "a table: a [section] of its own, or { key = value }",
+    "a list of strings": 'a list of texts in quotes, like ["this", "that"]',
+}
+
+
+def plain_value(value: Any) -> str:
+    """A TOML value as a person would name it: 'the text "yes"', 'the number 3', 'a list'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the text {json.dumps(value, ensure_ascii=False)}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return f"the date or time {value.isoformat()}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "something else"
 
 
 def _typed(ctx: _Ctx, key: str, value: Any, types: type | tuple[type, ...], what: str) -> bool:
     # bool is an int in Python; a TOML boolean is never a number here.
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        ctx.error(key, f"expected {what}, got a boolean")
-        return False
-    if not isinstance(value, types):
-        ctx.error(key, f"expected {what}, got {type(value).__name__} {value!r}")
+    wanted = types if isinstance(types, tuple) else (types,)
+    if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, types):
+        what = _PLAIN_WHAT.get(what, what)
+        if bool in wanted and isinstance(value, str):
+            # show_name = "yes": the words TOML takes are true and false, and without quotes
+            yes = value.strip().lower() in ("yes", "y", "on", "true", "1")
+            ctx.error(key, f"write {'true' if yes else 'false'} (no quotes), not {plain_value(value)}")
+        else:
+            ctx.error(key, f"should be {what}, not {plain_value(value)}")
         return False
     return True
 
@@ -311,7 +390,7 @@ def _accounts(ctx: _Ctx, where: str, value: Any, platforms: dict[str, Platform])
         key = f"{where}.{plat}"
         platform = platforms.get(plat) or platforms.get(plat.lower())
         if platform is None:
-            ctx.error(key, "unknown platform" + _suggest(plat, list(platforms)))
+            ctx.error(key, "unknown platform" + _suggest(plat, list(platforms), OLD_PLATFORM_NAMES))
             continue
         for i, v in enumerate(_str_list(ctx, key, given, "a handle or id, or a list of them")):
             k = f"{key}[{i + 1}]" if isinstance(given, list) else key
@@ -334,11 +413,8 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
         and re.fullmatch(r"\+?[0-9][0-9 ().-]{5,}", v)
     ):
         v, forced = re.sub(r"[^0-9]", "", v), "phone"  # "+1 (555) 123-4567" as links carry it: digits
-    if "://" in v or v.count("/") > 0:
-        tail = [s for s in re.split(r"[/?#]", v.split("://", 1)[-1])[1:] if s]
-        hint = f"; write only the identifier, e.g. {tail[-1].lstrip('@')!r}" if tail else ""
-        ctx.error(key, f"{given!r} looks like a URL or path, not {_a(platform.title)} handle or id{hint}")
-        return None
+    if "://" in v or "/" in v:
+        return _account_from_link(ctx, key, platform, given, v)
     if forced:
         rx = dict(platform.ids)[forced]
         if not rx.fullmatch(v):
@@ -351,6 +427,85 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
         ctx.error(key, f"{given!r} is not a valid {platform.title} {kinds}")
         return None
     return Account(platform.name, v.lower(), kind, given)
+
+
+def profile_identifier(platform: Platform, link: str) -> str | None:
+    """The identifier in a link to someone's profile on ``platform`` (what a share button copies,
+    tracking query and all: ``https://www.instagram.com/jordan.rivers/?igsh=abc123`` →
+    ``jordan.rivers``), read with the preset's own profile-page patterns; None for any other link."""
+    from .request import Request
+
+    url = link if "://" in link else f"https://{link}"
+    try:
+        req = Request("GET", url)
+        host, segs, query = req.host, req.segments, req.query
+    except ValueError:
+        return None
+    if not platform.covers(host):
+        return None
+    ids = dict(platform.ids)
+
+    def names_them(surface: str, kind: str | None) -> bool:
+        # a profile page's identifier, or a chat link's (wa.me/<number>, m.me/<handle>) when it is one
+        # of the person's own kinds (a conversation's thread id is not)
+        if kind is None or kind in ("any", "url", "query"):
+            return False
+        return surface == "profile" or kind in ids
+
+    for pat in platform.patterns:
+        if pat.surface not in ("profile", "messages") or pat.kind != "page":
+            continue
+        if pat.path is None or len(pat.path) != len(segs):
+            continue
+        if pat.form or pat.json or pat.variables or pat.operation or pat.require:
+            continue
+        found: str | None = None
+        for i, (t, seg) in enumerate(zip(pat.path, segs, strict=True)):
+            got = t.capture(seg)
+            if got is None or (i == 0 and t.kind and seg.lower() in platform.reserved):
+                break
+            if names_them(pat.surface, t.kind):
+                found = got
+        else:
+            for name, t in pat.query:
+                for raw in query.get(name, []):
+                    got = t.capture(raw)
+                    if got and names_them(pat.surface, t.kind):
+                        found = got
+            if found:
+                return found
+    return None
+
+
+def _account_from_link(ctx: _Ctx, key: str, platform: Platform, given: str, v: str) -> Account | None:
+    """A pasted link: a profile link gives its identifier (said in a note); anything else is refused
+    with what to write instead."""
+    ident = profile_identifier(platform, v)
+    if ident is not None:
+        acc = _account(ctx, key, platform, ident)
+        if acc is not None:
+            ctx.note(key, f"took the {acc.kind} {ident!r} from the link {given!r}")
+        return acc
+    example = platform.examples.get("handle") or next(iter(platform.examples.values()), "")
+    how = (
+        f"open their profile and copy its link, or write just the {' or '.join(k for k, _ in platform.ids)}"
+        + (f", e.g. {example!r}" if example else "")
+    )
+    host = v.split("://", 1)[-1].split("/", 1)[0].lower()
+    if "." in host and not platform.covers(host):
+        owner = next((p for p in presets().values() if p.covers(host)), None)
+        if owner is not None:
+            ctx.error(
+                key,
+                f"{given!r} is a link to {owner.title}, not {platform.title}: put it under "
+                f"{owner.name} = … instead",
+            )
+            return None
+    if "://" in v or "." in host:
+        ctx.error(key, f"{given!r} is a link, but not to someone's {platform.title} profile; {how}")
+    else:
+        ctx.error(key, f"{given!r} is not {_a(platform.title)} handle or id (those have no /); {how}")
+    return None
 
 
 def _a(title: str) -> str:
@@ -379,7 +534,10 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
         items = _str_list(ctx, f"{where}.block", raw["block"])
         for i, s in enumerate(items):
             if s not in SURFACES:
-                ctx.error(f"{where}.block[{i + 1}]", f"unknown surface {s!r}" + _suggest(s, list(SURFACES)))
+                ctx.error(
+                    f"{where}.block[{i + 1}]",
+                    f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
+                )
         block = frozenset(s for s in items if s in SURFACES)
         if not block and not items:
             ctx.error(
@@ -388,7 +546,11 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
     terms = tuple(t.strip() for t in _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", [])))
     for i, t in enumerate(terms):
         if len(t) < 3:
-            ctx.error(f"{where}.search_terms[{i + 1}]", "too short to block safely (3 characters or more)")
+            ctx.error(
+                f"{where}.search_terms[{i + 1}]",
+                f"{t!r} is too short: blocking searches for it would also stop searches for many other "
+                "people and things; write at least 3 letters",
+            )
     apps = _str_list(ctx, f"{where}.apps", raw.get("apps", []))
     _app_entries(ctx, f"{where}.apps", apps)
     why = raw.get("why", "")
@@ -494,7 +656,9 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
     for surface, paths in raw_pages.items():
         key = f"{where}.pages.{surface}"
         if surface not in SURFACES:
-            ctx.error(key, f"unknown surface {surface!r}" + _suggest(surface, list(SURFACES)))
+            ctx.error(
+                key, f"unknown surface {surface!r}" + _suggest(surface, list(SURFACES), OLD_SURFACE_NAMES)
+            )
             continue
         for i, p in enumerate(_str_list(ctx, key, paths)):
             if "{handle}" not in p or not p.startswith("/"):
@@ -544,23 +708,86 @@ def _load(data: bytes | str, file: str, default_timezone: str) -> Ruleset:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
+            before = data[: e.start]
+            line = before.count(b"\n") + 1
+            col = len(before.rpartition(b"\n")[2].decode("utf-8", "replace")) + 1
             raise RulesError(
-                [Problem(file, "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8")]
+                [
+                    Problem(
+                        file,
+                        "",
+                        "a character here is not UTF-8 text (the file may have been saved in another "
+                        "encoding); save the file as UTF-8, or retype the character",
+                        line,
+                        col,
+                    )
+                ]
             ) from e
     else:
         text = data
     try:
         doc = tomli.loads(text)
     except tomli.TOMLDecodeError as e:
-        line, col = getattr(e, "lineno", None), getattr(e, "colno", None)
+        at_line, at_col = getattr(e, "lineno", None), getattr(e, "colno", None)
         msg = getattr(e, "msg", str(e))
-        raise RulesError([Problem(file, "", f"not valid TOML: {msg}", line, col)]) from e
+        raise RulesError([Problem(file, "", toml_words(msg), at_line, at_col)]) from e
     return from_document(doc, file, text, default_timezone)
+
+
+def toml_words(msg: str) -> str:
+    """tomli's message about the file's layout, in words a person can act on."""
+    if msg.startswith(("Illegal character", "Unterminated string")):
+        return 'a quoted text is not closed: add the closing quote (") before the end of the line'
+    m = re.fullmatch(r"Cannot declare \((.*)\) twice", msg)
+    if m:
+        name = ".".join(part.strip(" '\"") for part in m[1].split(",") if part.strip())
+        if name in ("person", "app", "site"):
+            return f"[{name}] appears twice; for more than one, write [[{name}]] (two brackets) above each"
+        return f"[{name}] appears twice; each [section] may appear only once (join the two)"
+    if msg == "Cannot overwrite a value":
+        return "this is set twice (or written over); keep one of them"
+    m = re.fullmatch(r"Duplicate inline table key '(.*)'", msg)
+    if m:
+        return f"{m[1]!r} appears twice inside the same {{ … }}; keep one"
+    words = {
+        "Expected '=' after a key in a key/value pair": 'a setting needs = and a value, like name = "Sam"',
+        "Invalid value": (
+            'the value after = is not one the file can hold: text needs quotes ("like this"); '
+            "true, false, numbers and dates do not"
+        ),
+        "Invalid statement": "this line is not a setting: write key = value, a [section], or # a comment",
+        "Unclosed array": "a list is not closed: add the ] that ends it",
+        "Unclosed inline table": "a { … } is not closed on its line: add the } before the line ends",
+        "Invalid initial character for a key part": (
+            "a setting's name may use letters, digits, - and _ only (put anything else in quotes)"
+        ),
+        "Unescaped '\\' in a string": (
+            "a backslash in double quotes starts an escape: write \\\\ or use single quotes ('…')"
+        ),
+        "Invalid date or datetime": "not a real date or time; write e.g. 2027-03-01 or 2027-03-01T18:00",
+        "Invalid hex value": "a \\u escape needs four hexadecimal digits",
+    }
+    if msg in words:
+        return words[msg]
+    if msg.startswith(("Cannot mutate immutable namespace", "Cannot redefine namespace")):
+        return "this table was already written in full (with { … } or as its own [section]); add to it there"
+    m = re.fullmatch(r"Expected '(.*)'", msg)
+    if m:
+        return f"a {m[1]!r} is missing here"
+    if msg.startswith("Found invalid character"):
+        return "an unexpected character here; check the quotes and brackets around it"
+    return f"the file cannot be read from here ({msg})"
 
 
 def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezone: str = "UTC") -> Ruleset:
     """Validate an already parsed document (``text`` only serves to locate problems)."""
     ctx = _Ctx(file, text)
+    for kind in ("person", "app", "site"):
+        entries = doc.get(kind)
+        for i, item in enumerate(entries if isinstance(entries, list) else []):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name.strip():
+                ctx.names[f"{kind}[{i + 1}]"] = name.strip()
     _unknown_keys(ctx, "", doc, list(TOP_KEYS))
 
     settings_raw = _table(ctx, "settings", doc.get("settings", {})) or {}
@@ -579,12 +806,15 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     _typed(ctx, "settings.show_name", show_name, bool, "true or false")
     bypass = settings_raw.get("bypass_detection", True)
     _typed(ctx, "settings.bypass_detection", bypass, bool, "true or false")
+    notifications = settings_raw.get("notifications", True)
+    _typed(ctx, "settings.notifications", notifications, bool, "true or false")
     settings = Settings(
         timezone=tz,
         show_name=show_name is True,
         instead=_str_list(ctx, "settings.instead", settings_raw.get("instead", [])),
         retention=retention,
         bypass_detection=bypass is not False,
+        notifications=notifications is not False,
     )
 
     lock_raw = _table(ctx, "lock", doc.get("lock", {})) or {}
@@ -628,7 +858,13 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
     if ctx.problems:
         raise RulesError(ctx.problems)
     return Ruleset(
-        source=file, lock=lock, settings=settings, people=tuple(people), apps=tuple(apps), sites=tuple(sites)
+        source=file,
+        lock=lock,
+        settings=settings,
+        people=tuple(people),
+        apps=tuple(apps),
+        sites=tuple(sites),
+        notes=tuple(ctx.notes),
     )
 
 

@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import Problem
+
 SURFACES: tuple[str, ...] = ("profile", "stories", "posts", "presence", "search", "messages", "client")
 # "client" blocks a platform's whole client (WhatsApp Web, Telegram Web) during the person's schedule:
 # the honest fallback where the platform hides who is being looked at. It is drastic, so opt-in.
@@ -200,6 +202,12 @@ class Settings:
         "true",
         default=True,
     )
+    notifications: bool = doc(
+        "notifications",
+        "Desktop notifications when a block starts or ends or an app is stopped (Linux desktops).",
+        "true",
+        default=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +220,8 @@ class Ruleset:
     people: tuple[Person, ...] = ()
     apps: tuple[App, ...] = ()
     sites: tuple[Site, ...] = ()
+    # what the loader did for the user and says so (a handle taken from a pasted profile link)
+    notes: tuple[Problem, ...] = field(default=(), compare=False)
 
     def person(self, name: str) -> Person | None:
         return next((p for p in self.people if p.name == name), None)

@@ -30,15 +30,37 @@ def rules() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def rules_init(path: Path | None, force: bool) -> None:
     """Write a commented sample rules file (default: the user config location)."""
+    default = path is None
     path = default_rules(path)
     if path.exists() and not force:
         raise UserError(f"{path} already exists; use --force to overwrite it")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(sample_text(), encoding="utf-8")
+        _write_private(path, sample_text(), tighten_folder=default)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None
     click.echo(f"wrote {path}; edit it, then: zerocontact rules check {path}")
+
+
+def _write_private(path: Path, text: str, *, tighten_folder: bool) -> None:
+    """Write the rules (a person's name and handles, your reasons) readable by you alone: the file
+    0600, the folders made for it 0700, and zerocontact's own config folder tightened to 0700. A
+    folder you chose (``rules init ./my-rules.toml``) keeps its mode."""
+    import os
+
+    missing = []
+    p = path.parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700)
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+    if tighten_folder:
+        os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # --force over a file that was 0644
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 @rules.command("check")
@@ -48,6 +70,35 @@ def rules_check(path: Path | None) -> None:
     path = default_rules(path)
     rs = read_rules(path)
     click.echo(f"{path}: ok: {rs.summary()}")
+    for note in rs.notes:
+        click.echo(f"note: {note}")
+    for line in meaning(rs, dt.datetime.now(dt.UTC)):
+        click.echo(line)
+
+
+def meaning(rs: Ruleset, now: dt.datetime) -> list[str]:
+    """What a valid file means in practice, when that is not what its writer may think: it names
+    no one, or a block's end date has already passed (so it blocks nothing)."""
+    from zerocontact.rules.schema import App, Person
+
+    if not rs.people and not rs.apps:
+        return [
+            "Nothing is blocked: this file names no one yet. Add a [[person]] with their accounts "
+            "(`zerocontact rules init FILE` writes a sample to copy from)."
+        ]
+    out = []
+    entries: list[Person | App] = [*rs.people, *rs.apps]
+    over = [e for e in entries if e.schedule.until is not None and e.schedule.until <= now]
+    for e in over:
+        assert e.schedule.until is not None
+        what = f"The block on {e.name}" if isinstance(e, Person) else f"The app rule {e.name!r}"
+        out.append(
+            f"{what} is over: its end date ({e.schedule.until.astimezone():%Y-%m-%d %H:%M}) has passed, "
+            "so it blocks nothing now. Set a later until, or remove it."
+        )
+    if over and len(over) == len(entries):
+        out.append("Nothing is blocked now.")
+    return out
 
 
 def _parse_requests(
@@ -146,6 +197,8 @@ def explain(
         if request
         else _stdin_requests(headers)
     )
+    from ..blockpage import plainly  # jinja2 with it: only explain needs it
+
     failed = False
     for item in items:
         if isinstance(item, str):
@@ -154,11 +207,12 @@ def explain(
             continue
         text, req = item
         v = matcher.judge(req, active)
-        if as_json:
-            click.echo(json.dumps({"request": text, **v.as_dict()}, ensure_ascii=False))
+        if as_json:  # the technical reason stays here, for tools and bug reports
+            row = {"request": text, **v.as_dict(), "says": plainly(v, active)}
+            click.echo(json.dumps(row, ensure_ascii=False))
         else:
             mark = "BLOCK" if v.block else ("CHECK" if v.needs_response else "allow")
-            click.echo(f"{mark:5}  {text}\n       {v.reason}")
+            click.echo(f"{mark:5}  {text}\n       {plainly(v, active)}")
     if failed:
         sys.exit(1)
 

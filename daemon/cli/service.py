@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
-from zerocontact.rules import RulesError, load
+from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.sample import sample as sample_text
+from zerocontact.rules.schema import Lock, Person
 
 from .. import paths as pathmod
-from ..status import ReloadStatus, Runtime, Status
+from ..status import ReloadStatus, Runtime, Status, locate
 from .common import (
     UserError,
     default_rules,
@@ -29,7 +33,11 @@ from .common import (
 
 @click.command()
 @rules_option
-@click.option("--sample", is_flag=True, help="Run on the embedded sample rules (a safe demo).")
+@click.option(
+    "--sample",
+    is_flag=True,
+    help="A demo on the embedded sample rules, in a throwaway state folder (deleted when it stops).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
 @click.option(
     "--port",
@@ -72,6 +80,8 @@ def run(
             rules_bytes = b""
         except RulesError as e:  # a packaging bug, but still no traceback
             raise UserError(f"the embedded sample does not load:\n{e}") from None
+        # a demo commits to nothing: loosening it would never wait
+        rs = dataclasses.replace(rs, lock=Lock(cooling_off=dt.timedelta(0)))
     else:
         rules_file = default_rules(rules_path)
         rs, rules_bytes = read_rules_and_bytes(rules_file)
@@ -88,8 +98,17 @@ def run(
         if not (name and ip and rport.isdigit()):
             raise UserError(f"--redirect-upstream {spec!r}: write HOST=IP:PORT")
         redirects[name.lower()] = (ip, int(rport))
+    throwaway: Path | None = None
+    if sample and state_dir is None:
+        # The demo must leave no trace in the user's own state (no lock, no log, no CA): it gets a
+        # folder of its own that is deleted when it stops.
+        throwaway = Path(tempfile.mkdtemp(prefix="zerocontact-demo-"))
+        state_dir = throwaway
+    paths = pathmod.resolve(state_dir)
+    if sample:
+        _demo_banner(rs, paths, throwaway is not None, port)
     opts = Options(
-        paths=pathmod.resolve(state_dir),
+        paths=paths,
         rules_path=rules_file,
         host=host,
         port=port,
@@ -97,9 +116,45 @@ def run(
         timezone=tz,
         redirect_upstream=redirects or None,
         rules_bytes=rules_bytes,
+        demo=sample,
     )
-    with user_errors(), contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Daemon(opts, rs).run())
+    try:
+        with user_errors(), contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(Daemon(opts, rs).run())
+    finally:
+        if throwaway is not None:
+            shutil.rmtree(throwaway, ignore_errors=True)
+            click.echo(f"demo over: deleted {throwaway}; nothing was kept.", err=True)
+
+
+def _demo_banner(rs: Ruleset, paths: pathmod.Paths, throwaway: bool, port: int) -> None:
+    """What the demo is and where its state lives: said before anything starts."""
+    where = (
+        f"a throwaway folder, {paths.state_dir}, deleted when you stop it (Ctrl-C)"
+        if throwaway
+        else f"{paths.state_dir} (your --state-dir; it is kept)"
+    )
+    proxy = f"127.0.0.1:{port}" if port else "127.0.0.1:<the port logged below>"
+    from zerocontact.rules.platforms import presets
+
+    def accounts(p: Person) -> str:
+        by: dict[str, list[str]] = {}
+        for a in p.accounts:
+            by.setdefault(a.platform, []).append(a.given)
+        titles = presets()
+        return ", ".join(f"{titles[k].title if k in titles else k} {' and '.join(v)}" for k, v in by.items())
+
+    who = "; ".join(f"{p.name} ({accounts(p)})" for p in rs.people)
+    lines = [
+        f"zerocontact demo: the sample rules block {who}.",
+        f"Its state (CA, log) lives in {where}.",
+        "Your own rules, log and settings are not touched; there is no cooling-off, and stopping the",
+        "demo is not noted anywhere.",
+        f"Try:  curl -x http://{proxy} --cacert {paths.ca_cert} https://www.instagram.com/sam.example/",
+        f"Other commands see the demo with --state-dir {paths.state_dir}",
+        "",
+    ]
+    click.echo("\n".join(lines), err=True)
 
 
 @click.command()
@@ -127,6 +182,19 @@ def _running(p: pathmod.Paths) -> int | None:
     return rt.pid if rt is not None and rt.alive() else None
 
 
+def duration(d: dt.timedelta) -> str:
+    """A span as a person says it, to the two largest units: '2 min', '24 h', '1 day 12 h'."""
+    total = max(0, round(d.total_seconds()))
+    if total < 60:
+        return "less than a minute" if total else "now"
+    parts = []
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        n, total = divmod(total, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}")
+    return " ".join(parts[:2])
+
+
 def _local(iso: str | None) -> str:
     if not iso:
         return "-"
@@ -141,7 +209,7 @@ def status(as_json: bool, state_dir: Path | None) -> None:
 
     Exits 0 when running, 1 when running but not doing all of its job (a problem is listed, the
     journal cannot be written, or it cannot publish a current status), 3 when not running."""
-    p = pathmod.resolve(state_dir)
+    p = locate(state_dir).paths  # the same installation doctor checks
     pid = _running(p)
     st = Status.read(p.status)
     if as_json:
@@ -177,12 +245,19 @@ def status(as_json: bool, state_dir: Path | None) -> None:
         click.echo(f"  {state}  {person.name} ({', '.join(person.platforms)}; {when})")
     for app in st.apps:
         click.echo(f"  {'stopping now' if app.active else 'not now     '}  app {app.name!r} ({app.action})")
-    click.echo(f"Next change:  {_local(st.next_transition)}")
+    now = dt.datetime.fromisoformat(st.trusted_time) if st.trusted_time else dt.datetime.now(dt.UTC)
+    if st.next_transition:
+        at = dt.datetime.fromisoformat(st.next_transition)
+        what = f": {st.next_change}" if st.next_change else ""
+        click.echo(f"Next change:  {_local(st.next_transition)} (in {duration(at - now)}){what}")
+    else:
+        click.echo("Next change:  none scheduled (only an edit of the rules changes what is blocked)")
     if st.pending:
-        hours = st.cooling_off_seconds / 3600
-        click.echo(f"Pending loosenings (cooling-off {hours:g} h; each applies only if the file still asks):")
+        wait = duration(dt.timedelta(seconds=st.cooling_off_seconds))
+        click.echo(f"Pending loosenings (cooling-off {wait}; each applies only if the file still asks):")
         for item in st.pending:
-            click.echo(f"  - {item.change}: applies at {_local(item.applies_at)}")
+            left = duration(dt.datetime.fromisoformat(item.applies_at) - now)
+            click.echo(f"  - {item.change}: applies at {_local(item.applies_at)} (in {left})")
     reload = st.last_reload
     click.echo(f"Last reload:  {'ok' if reload.ok else 'FAILED'}: {reload.detail}")
     trusted = "trusted" if st.clock.trusted else "NOT trusted"
@@ -204,7 +279,7 @@ def reload(state_dir: Path | None) -> None:
     import signal
     import time
 
-    p = pathmod.resolve(state_dir)
+    p = locate(state_dir).paths
     pid = _running(p)
     if pid is None:
         raise UserError(f"zerocontact is not running (state directory {p.state_dir})")
@@ -213,8 +288,14 @@ def reload(state_dir: Path | None) -> None:
         st = Status.read(p.status)
         return st.last_reload if st else None
 
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None:
+        raise UserError(
+            "this system has no SIGHUP to ask the daemon with; it re-reads the rules file by itself "
+            "when the file is saved (see `zerocontact status` for the last reload)"
+        )
     before = last()
-    os.kill(pid, signal.SIGHUP)
+    os.kill(pid, hup)
     deadline = time.monotonic() + 10
     while (now := last()) == before and time.monotonic() < deadline:
         time.sleep(0.05)  # polling the status the daemon publishes

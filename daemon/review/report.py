@@ -43,12 +43,15 @@ def _template_env() -> jinja2.Environment:
     )
 
 
-def _day_chart(s: Stats) -> dict[str, Any]:
-    """Geometry for the per-day bar chart (an SVG viewBox 720 wide)."""
-    width, height, top = 720.0, 150.0, 8.0
+def _day_chart(s: Stats, width: float = 720.0) -> dict[str, Any]:
+    """Geometry for the per-day bar chart (an SVG viewBox ``width`` wide: 720 on a wide screen, 360 on
+    a phone, where the same text is then drawn at a readable size)."""
+    height, top = 150.0, 8.0
     n = len(s.per_day)
     slot = width / n
     gap = min(slot * 0.2, 3.0) if slot > 2 else 0.0
+    # a bar is at most a slim column: one day, or a few, is not a solid block across the chart
+    bar_w = max(min(slot - gap, width * 0.06), 0.6)
     peak = max((c for _, c in s.per_day), default=0) or 1
     bars: list[dict[str, Any]] = []
     quiet: list[dict[str, Any]] = []
@@ -57,9 +60,7 @@ def _day_chart(s: Stats) -> dict[str, Any]:
         label = f"{d:%a %-d %b %Y}: {plural(c, 'attempt') if c else 'no attempts'}"
         if c:
             h = max((height - top) * c / peak, 2.0)
-            bars.append(
-                {"x": x + gap / 2, "y": height - h, "w": max(slot - gap, 0.6), "h": h, "label": label}
-            )
+            bars.append({"x": x + (slot - bar_w) / 2, "y": height - h, "w": bar_w, "h": h, "label": label})
         else:
             quiet.append({"cx": x + slot / 2, "r": min(max(slot * 0.22, 1.0), 3.5), "label": label})
     # date labels: the first day, then the first of each month (or each year for long periods)
@@ -67,18 +68,31 @@ def _day_chart(s: Stats) -> dict[str, Any]:
     step_months = 1 if n <= 200 else 3 if n <= 600 else 12
     for i, (d, _) in enumerate(s.per_day):
         if i == 0 or (d.day == 1 and (d.month - 1) % step_months == 0):
-            x = i * slot
+            x = i * slot + (slot / 2 if n <= 31 else 0)
             if labels and x - labels[-1]["x"] < 70:
                 if i == 0:
                     continue
                 labels.pop()
             fmt = "%-d %b" if n <= 200 else "%b %Y"
-            labels.append({"x": x, "text": d.strftime(fmt), "end": x > width - 60})
+            labels.append({"x": x, "text": d.strftime(fmt), "anchor": _anchor(x, width, n)})
     return {"width": width, "height": height, "bars": bars, "quiet": quiet, "labels": labels, "peak": peak}
 
 
+def _anchor(x: float, width: float, n: int) -> str:
+    """Where a date label hangs from its x, so it never runs past either edge of the chart."""
+    if x > width - 60:
+        return "end"
+    if n <= 31 and x >= 30:
+        return "middle"
+    return "start"
+
+
+HEAT_LEVELS = 4  # discrete shades, each with its own colour per scheme (contrast checked by a test)
+
+
 def _heat_chart(s: Stats) -> dict[str, Any]:
-    """Geometry for the hour × weekday map (7 rows of 24 cells)."""
+    """Geometry for the hour × weekday map: 24 columns by 7 rows on a wide screen, and turned (7
+    columns by 24 rows) on a phone, so it fits without scrolling."""
     peak = max((c for row in s.hour_weekday for c in row), default=0) or 1
     days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     long_days = ["Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays"]
@@ -89,11 +103,13 @@ def _heat_chart(s: Stats) -> dict[str, Any]:
                 {
                     "x": 44 + h * 27,
                     "y": 4 + w * 27,
-                    "level": round(0.12 + 0.88 * c / peak, 3) if c else 0,
+                    "tx": 40 + w * 38,
+                    "ty": 4 + h * 20,
+                    "level": -(-HEAT_LEVELS * c // peak) if c else 0,  # 1..4, rounded up
                     "label": f"{long_days[w]} {h:02d}:00–{h:02d}:59: {plural(c, 'attempt') if c else 'none'}",
                 }
             )
-    return {"cells": cells, "days": days, "hours": list(range(0, 24, 3))}
+    return {"cells": cells, "days": days, "hours": list(range(0, 24, 3)), "levels": range(1, HEAT_LEVELS + 1)}
 
 
 def _bars(counts: dict[str, int], title: Any) -> list[dict[str, Any]]:
@@ -103,11 +119,35 @@ def _bars(counts: dict[str, int], title: Any) -> list[dict[str, Any]]:
         {
             "label": title(k) if k != NONE_KEY else "Not recorded",
             "count": c,
-            "w": max(260.0 * c / peak, 2.0),
+            "w": round(max(100 * c / peak, 1.0), 1),  # percent of the track
             "pct": round(100 * c / total),
         }
         for k, c in counts.items()
     ]
+
+
+def _cards(s: Stats) -> list[tuple[int, str]]:
+    """The summary's figures, only those that say something: a zero streak or 'no day without an
+    attempt' on day one would be a wall of zeros; the week's count always shows (none is news)."""
+    days = len(s.per_day)
+    cards: list[tuple[int, str]] = []
+
+    def days_word(n: int) -> str:
+        return "day" if n == 1 else "days"
+
+    if s.current_streak_days:
+        n = s.current_streak_days
+        cards.append((n, f"{days_word(n)} in a row without an attempt"))
+    if s.longest_streak_days and s.longest_streak_days != s.current_streak_days:
+        n = s.longest_streak_days
+        cards.append((n, f"{days_word(n)}: the longest such stretch"))
+    if s.zero_days:
+        cards.append((s.zero_days, f"of {plural(days, 'day')} without any attempt"))
+    tail = f", {s.last_week.count:,} in the 7 before" if s.last_week.complete else ""
+    cards.append(
+        (s.this_week.count, f"{'attempt' if s.this_week.count == 1 else 'attempts'} in the last 7 days{tail}")
+    )
+    return cards
 
 
 def _best_hours(s: Stats) -> str | None:
@@ -155,7 +195,10 @@ def render_report(
             first=local(s.first) if s.first else None,
             last=local(s.last) if s.last else None,
             day_chart=_day_chart(s),
+            day_chart_narrow=_day_chart(s, 360.0),
             heat=_heat_chart(s),
+            cards=_cards(s),
+            first_days=len(s.per_day) <= 2,
             groups=[
                 ("What you tried to see", _bars(s.per_surface, lambda k: SURFACE_TITLES.get(k, k.title()))),
                 ("Where", _bars(s.per_platform, platform_title)),

@@ -117,6 +117,8 @@ def test_reload_commitment_and_transition_in_process(tmp_path: Path) -> None:
 
             # a schedule transition: Ann's block lifts at her until
             assert d.enforcement.state.next_change == dt.datetime.fromisoformat(until)
+            st = Status.read(d.paths.status)
+            assert st is not None and st.next_change == "the block on Ann lifts"
             clock.t = dt.datetime.fromisoformat(until) + dt.timedelta(seconds=1)
             await d.reconcile()
             assert not blocked(d, ANN) and d.enforcement.active == frozenset()
@@ -285,3 +287,61 @@ def test_reconcile_on_a_read_only_state_directory_reports_and_recovers(
             await d.stop()
 
     asyncio.run(scenario())
+
+
+WITHOUT_POSIX = """
+import asyncio, asyncio.unix_events, signal, sys
+# as on Windows: no fcntl module, no SIGHUP, and event loops that take no signal handlers
+sys.modules["fcntl"] = None
+del signal.SIGHUP
+def no_handlers(self, *args, **kwargs):
+    raise NotImplementedError
+asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = no_handlers
+from zerocontact.daemon.cli import main
+sys.argv = ["zerocontact", *sys.argv[1:]]
+main()
+"""
+
+
+def test_run_starts_and_stops_without_fcntl_sighup_or_loop_signal_handlers(tmp_path: Path) -> None:
+    """Windows has neither fcntl nor SIGHUP, and its event loops refuse add_signal_handler: the
+    daemon still starts, keeps one instance per state folder, and Ctrl-C still stops it cleanly."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from zctest.support import wait_for
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(rules_text({"Sam": ""}))
+    state = tmp_path / "state"
+    argv = [sys.executable, "-c", WITHOUT_POSIX, "run", "--rules", str(rules), "--port", "0"]
+    argv += ["--pac-port", "0", "--state-dir", str(state)]
+    log = (tmp_path / "daemon.log").open("w")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+
+        def started() -> dict[str, object] | None:
+            assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
+            try:
+                info = json.loads((state / "daemon.json").read_text())
+            except (OSError, ValueError):
+                return None
+            return info if info.get("pid") == proc.pid else None
+
+        wait_for(started, 30, "the daemon without fcntl to start")
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and f"already running (pid {proc.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: asyncio.run cancels the daemon's coroutine
+        code = proc.wait(30)
+    out = (tmp_path / "daemon.log").read_text()
+    assert code == 0 and "Traceback" not in out, out
+    assert "stopping" in out and not (state / "daemon.json").exists()  # stopped in order, unpublished
+    con = sqlite3.connect(f"file:{state / 'journal.sqlite3'}?mode=ro", uri=True)
+    try:
+        assert ("stopped",) in con.execute("SELECT kind FROM events").fetchall()
+    finally:
+        con.close()

@@ -101,7 +101,17 @@ def test_show_name_setting() -> None:
     f = flow("GET", "https://www.instagram.com/sam.example/")
     with taddons.context(b):
         b.request(f)
-    assert f.response is not None and "of Sam" in f.response.text
+    assert f.response is not None and "Sam&#39;s Instagram profile" in f.response.text
+
+
+def test_the_page_names_what_was_paused_as_a_person_would() -> None:
+    from zerocontact.daemon.blockpage import describe
+
+    assert describe("x", "search", "Jordan") == "An X search for Jordan"
+    assert describe("instagram", "profile", "Jordan") == "Jordan's Instagram profile"
+    assert describe("instagram", "posts", "Jordan") == "An Instagram post by Jordan"
+    assert describe("whatsapp", "presence", "Jordan") == "Jordan's online status on WhatsApp"
+    assert describe("x", "messages", None) == "An X conversation"
 
 
 def test_post_opened_by_shortcode_is_checked_in_the_response() -> None:

@@ -190,7 +190,8 @@ def test_bad_rules_refused_at_start_with_the_check_message(tmp_path: Path) -> No
     )
     assert r.returncode == 1
     assert (
-        f"{rules}:3:14: person[1].accounts.instgram: unknown platform; did you mean 'instagram'?" in r.stderr
+        f"{rules}:3:14: person \"Sam\", accounts.instgram: unknown platform; did you mean 'instagram'?"
+        in r.stderr
     )
 
 

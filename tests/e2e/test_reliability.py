@@ -138,7 +138,7 @@ def test_a_forever_duration_saved_while_running_is_refused_and_the_block_holds(
         reload = wait_for(
             lambda: (r := status(d)["last_reload"]) and not r["ok"] and r, 10, "the edit to be refused"
         )
-        assert "person[1].for: '9999999d' is longer than 100 years" in reload["detail"]
+        assert "person \"Sam\", for: '9999999d' is longer than 100 years" in reload["detail"]
         assert BLOCKED in curl(d, "https://www.instagram.com/sam.example/").stdout
         assert status(d)["problems"] == [] and "Traceback" not in d.output()
     finally:

@@ -8,7 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from zctest.installer import RULES, debian_layout, tree, zc
+from zctest.installer import (
+    RULES,
+    debian_layout,
+    stock_debian12_tool,
+    tree,
+    usage_only_tool,
+    zc,
+)
 from zctest.support import need_tool
 
 from zerocontact.daemon import ca
@@ -48,10 +55,18 @@ def test_user_install_twice_then_purge_leaves_the_root_exactly_as_before(
     assert tree(staging) == before
 
 
-def test_system_install_fills_the_trust_store_and_purge_restores_it(staging: Path, rules_file: Path) -> None:
-    debian_layout(staging)
+@pytest.mark.parametrize("tool", ["this machine's", "debian 12 stock"])
+def test_system_install_fills_the_trust_store_and_purge_restores_it(
+    staging: Path, rules_file: Path, tmp_path: Path, tool: str
+) -> None:
+    path = os.environ["PATH"]
+    if tool == "debian 12 stock":
+        path = f"{stock_debian12_tool(tmp_path / 'old-bin')}{os.pathsep}{path}"
+    debian_layout(staging, path)
     before = tree(staging)
-    zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), check=True)
+    r = zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), env={"PATH": path})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "checked: /etc/ssl/certs/ca-certificates.crt holds the CA" in r.stdout
     cert = (staging / "var/lib/zerocontact/ca/mitmproxy-ca-cert.pem").read_bytes()
     body = b"".join(cert.split(b"\n")[1:-2])
     assert body in (staging / "etc/ssl/certs/ca-certificates.crt").read_bytes().replace(b"\n", b"")
@@ -74,8 +89,21 @@ def test_system_install_fills_the_trust_store_and_purge_restores_it(staging: Pat
     assert (staging / "etc/zerocontact/ca.pem").read_bytes() == cert
     assert "PROXY 127.0.0.1:8341" in (staging / "etc/zerocontact/proxy.pac").read_text()
     assert (staging / "etc/zerocontact/rules.toml").stat().st_mode & 0o777 == 0o600
-    zc("uninstall", "--purge", "--root", str(staging), check=True)
+    zc("uninstall", "--purge", "--root", str(staging), env={"PATH": path}, check=True)
     assert tree(staging) == before
+
+
+def test_a_trust_tool_that_only_prints_its_usage_is_not_taken_for_success(
+    staging: Path, rules_file: Path, tmp_path: Path
+) -> None:
+    debian_layout(staging)
+    before = tree(staging)
+    path = f"{usage_only_tool(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}"
+    r = zc("install", "--system", "--rules", str(rules_file), "--root", str(staging), env={"PATH": path})
+    assert r.returncode == 1
+    assert "update-ca-certificates finished without error, but /etc/ssl/certs/ca-certificates.crt" in r.stderr
+    assert "update the ca-certificates package" in r.stderr and "installed." not in r.stdout
+    assert tree(staging) == before  # the failed run's own changes were undone
 
 
 def test_plain_uninstall_keeps_the_rules_and_the_journal(staging: Path, rules_file: Path) -> None:
@@ -313,3 +341,63 @@ def test_install_refuses_a_rules_path_that_is_not_a_regular_file(staging: Path, 
     r = zc("install", "--user", "--rules", str(fifo), "--root", str(staging))
     assert r.returncode == 1
     assert f"{fifo} is a FIFO (named pipe): zerocontact reads its rules only from a regular file" in r.stderr
+
+
+def test_a_service_is_never_started_from_a_source_folder(
+    staging: Path, rules_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./dev's .venv is an editable install: a service started from it dies with the clone."""
+    from click.testing import CliRunner
+
+    from zerocontact.daemon.cli import main
+    from zerocontact.installer import plan
+
+    source = plan.editable_source()
+    assert source is not None and Path(source) == Path(__file__).resolve().parents[2]
+    r = zc("install", "--user", "--rules", str(rules_file), "--root", str(staging), "--dry-run", check=True)
+    assert f"note: this zerocontact runs from the source folder {source}" in r.stdout
+
+    def must_not_install(*args: object) -> None:
+        raise AssertionError("a live install from a source folder was attempted")
+
+    # on a live system (whatever preflight would say here), it refuses before touching anything
+    monkeypatch.setattr(plan, "preflight", lambda ctx: None)
+    monkeypatch.setattr(plan, "install", must_not_install)
+    out = CliRunner().invoke(main, ["install", "--system", "--rules", str(rules_file)])
+    assert out.exit_code == 1, out.output
+    assert "runs from the source folder" in out.output and "pipx install ." in out.output
+
+
+def test_doctor_and_status_find_the_same_running_daemon(tmp_path: Path, isolated_home: Path) -> None:
+    """A daemon in the user's own folders (`zerocontact run`, no install): as root too, doctor must
+    check that one, as status does, not a system installation that does not exist."""
+    from zctest.installer import ZC
+    from zctest.support import wait_for
+
+    rules = tmp_path / "my-rules.toml"
+    rules.write_text(RULES)
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen(
+        [ZC, "run", "--rules", str(rules), "--port", "0", "--pac-port", "0"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    runtime = isolated_home / ".local/state/zerocontact/daemon.json"
+    try:
+        wait_for(
+            lambda: runtime.exists() and json.loads(runtime.read_text() or "{}").get("pid") == proc.pid,
+            30,
+            "the daemon in the user's state folder",
+        )
+        st = zc("status")
+        assert st.returncode == 0 and f"zerocontact is running (pid {proc.pid})" in st.stdout
+        r = zc("doctor", "--json")
+        checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+        failing = sorted(name for name, c in checks.items() if c["status"] == "fail")
+        assert failing == ["install"], r.stdout  # running by hand is not installed; nothing else is wrong
+        assert str(proc.pid) in checks["daemon"]["detail"] and str(rules) in checks["rules"]["detail"]
+        if os.geteuid() == 0:  # install refuses --user as root: the fix must be one that works
+            assert checks["install"]["fix"] == "zerocontact install --system"
+    finally:
+        proc.terminate()
+        proc.wait(30)

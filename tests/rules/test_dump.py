@@ -82,6 +82,7 @@ def rules_files(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         lines.append(f"timezone = {toml_str(draw(st.sampled_from(ZONES)))}")
     lines.append(f"show_name = {'true' if draw(st.booleans()) else 'false'}")
+    lines.append(f"notifications = {'true' if draw(st.booleans()) else 'false'}")
     lines.append("instead = [" + ", ".join(toml_str(t) for t in draw(st.lists(text, max_size=3))) + "]")
     if draw(st.booleans()):
         lines.append(f"retention = {toml_str(draw(durations()))}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,9 +70,11 @@ def rules_file(tmp_path: Path) -> Path:
     return p
 
 
-def debian_layout(root: Path) -> None:
-    """A staging root with a working Debian trust store holding one ordinary CA."""
-    tool = need_tool("update-ca-certificates")
+def debian_layout(root: Path, path: str | None = None) -> None:
+    """A staging root with a working Debian trust store holding one ordinary CA (built with the
+    ``update-ca-certificates`` found on ``path``, as install will find it)."""
+    tool = shutil.which("update-ca-certificates", path=path) if path else need_tool("update-ca-certificates")
+    assert tool is not None
     src = Path("/usr/share/ca-certificates/mozilla")
     certs = sorted(src.glob("*.crt"))[:1] if src.is_dir() else []
     (root / "usr/share/ca-certificates/test").mkdir(parents=True)
@@ -81,7 +84,53 @@ def debian_layout(root: Path) -> None:
         (root / "etc/ca-certificates.conf").write_text(f"test/{certs[0].name}\n")
     else:
         (root / "etc/ca-certificates.conf").write_text("")
-    subprocess.run([tool, "--sysroot", str(root)], check=True, capture_output=True)
+    # the long options every version has (Debian 12's stock tool has no --sysroot)
+    subprocess.run(
+        [
+            tool,
+            *("--certsconf", str(root / "etc/ca-certificates.conf")),
+            *("--certsdir", str(root / "usr/share/ca-certificates")),
+            *("--localcertsdir", str(root / "usr/local/share/ca-certificates")),
+            *("--etccertsdir", str(root / "etc/ssl/certs")),
+            *("--hooksdir", str(root / "etc/ca-certificates/update.d")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert (root / "etc/ssl/certs/ca-certificates.crt").exists()
+
+
+def stock_debian12_tool(folder: Path) -> Path:
+    """A folder holding update-ca-certificates as Debian 12 shipped it (20230311+deb12u1): this
+    machine's own script without the ``--sysroot`` option added in later releases, which the stock
+    one answers, like any unknown option, with its usage line and exit 0."""
+    real = Path(need_tool("update-ca-certificates")).read_text()
+    lines, out, skipping = real.splitlines(keepends=True), [], False
+    for line in lines:
+        if line.strip() == "--sysroot)":
+            skipping = True
+        if not skipping:
+            out.append(line)
+        elif line.rstrip().endswith(";;"):
+            skipping = False
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / "update-ca-certificates"
+    tool.write_text("".join(out))
+    tool.chmod(0o755)
+    probe = subprocess.run(
+        [str(tool), "--sysroot", "/nonexistent"], capture_output=True, text=True, check=True
+    )
+    assert "[--verbose] [--fresh]" in probe.stdout  # it behaves like the stock tool
+    return folder
+
+
+def usage_only_tool(folder: Path) -> Path:
+    """An update-ca-certificates that understands nothing: usage line, exit 0, nothing changed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / "update-ca-certificates"
+    tool.write_text('#!/bin/sh\necho "$0: [--verbose] [--fresh]"\nexit 0\n')
+    tool.chmod(0o755)
+    return folder
 
 
 class FakeRunner:

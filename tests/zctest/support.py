@@ -105,3 +105,44 @@ def benchmark_module(name: str) -> Any:
     sys.modules[key] = module
     spec.loader.exec_module(module)
     return module
+
+
+VIEWS = {  # name -> viewport (width, height), phone, dark
+    "light": (1000, 900, False, False),
+    "dark": (1000, 900, False, True),
+    "phone": (390, 844, True, False),
+    "phone-dark": (390, 844, True, True),
+}
+
+
+def keep_screenshot(tmp_path: object, name: str, png: bytes) -> None:
+    """Write a screenshot into the test's folder and, when ZEROCONTACT_SCREENSHOTS names a folder
+    (CI can keep it as an artifact), there too."""
+    from pathlib import Path
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", name
+    Path(str(tmp_path), f"{name}.png").write_bytes(png)
+    out = os.environ.get("ZEROCONTACT_SCREENSHOTS")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, f"{name}.png").write_bytes(png)
+
+
+def rgb(css: str) -> tuple[int, int, int]:
+    """'rgb(29, 33, 37)' (as getComputedStyle gives a colour) -> (29, 33, 37)."""
+    r, g, b = (int(float(x)) for x in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+    return r, g, b
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """The WCAG contrast ratio of two colours (1 to 21)."""
+
+    def lum(c: tuple[int, int, int]) -> float:
+        def ch(v: int) -> float:
+            x = v / 255
+            return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * ch(c[0]) + 0.7152 * ch(c[1]) + 0.0722 * ch(c[2])
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)

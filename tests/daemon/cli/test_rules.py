@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,6 +41,28 @@ def test_rules_init_default_location_follows_xdg(isolated_home: Path) -> None:
     assert run("rules", "check").returncode == 0
 
 
+def mode(p: Path) -> int:
+    return p.stat().st_mode & 0o777
+
+
+def test_rules_init_writes_the_file_for_your_eyes_only(isolated_home: Path, tmp_path: Path) -> None:
+    """The file holds a person's name and handles and your reasons: 0600, in a 0700 folder."""
+    (isolated_home / ".config").mkdir(mode=0o755)
+    folder = isolated_home / ".config" / "zerocontact"
+    folder.mkdir(mode=0o755)  # made earlier by something else, open to everyone
+    assert run("rules", "init").returncode == 0
+    assert mode(folder / "rules.toml") == 0o600 and mode(folder) == 0o700
+    assert mode(isolated_home / ".config") == 0o755  # not zerocontact's to change
+    (folder / "rules.toml").chmod(0o644)
+    assert run("rules", "init", "--force").returncode == 0 and mode(folder / "rules.toml") == 0o600
+    # a path of your own: new folders private, an existing one left as it is
+    mine = tmp_path / "notes" / "deeper" / "rules.toml"
+    tmp_path.chmod(0o755)
+    assert run("rules", "init", str(mine)).returncode == 0
+    assert mode(mine) == 0o600 and mode(mine.parent) == 0o700 and mode(mine.parent.parent) == 0o700
+    assert mode(tmp_path) == 0o755
+
+
 def test_rules_check_lists_every_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(
@@ -49,9 +72,10 @@ def test_rules_check_lists_every_problem(tmp_path: Path) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "3 problems" in r.stderr
     assert (
-        f"{path}:3:14: person[1].accounts.instgram: unknown platform; did you mean 'instagram'?" in r.stderr
+        f"{path}:3:14: person \"Sam\", accounts.instgram: unknown platform; did you mean 'instagram'?"
+        in r.stderr
     )
-    assert "person[1].block[1]: unknown surface 'storys'; did you mean 'stories'?" in r.stderr
+    assert "person \"Sam\", block[1]: unknown surface 'storys'; did you mean 'stories'?" in r.stderr
 
 
 def test_rules_check_missing_file(tmp_path: Path) -> None:
@@ -158,7 +182,7 @@ def test_rules_check_and_run_refuse_a_forever_duration(tmp_path: Path) -> None:
         r = run(*args)
         assert r.returncode == 1 and "Traceback" not in r.stderr and "OverflowError" not in r.stderr
         assert "2 problems" in r.stderr
-        assert "person[1].for: '9999999d' is longer than 100 years" in r.stderr
+        assert "person \"Sam\", for: '9999999d' is longer than 100 years" in r.stderr
         assert "lock.cooling_off: '9999999d' is longer than 100 years" in r.stderr
 
 
@@ -171,4 +195,193 @@ def test_rules_check_refuses_a_backtracking_site_handle_at_once(tmp_path: Path) 
     )
     # before the bound, matching the account against (a+)+$ ran for hours
     r = subprocess.run([ZC, "rules", "check", str(path)], capture_output=True, text=True, timeout=20)
-    assert r.returncode == 1 and "site[1].handle: '(a+)+$': groups and alternation" in r.stderr
+    assert r.returncode == 1 and "site \"forum\", handle: '(a+)+$': groups and alternation" in r.stderr
+
+
+JORDAN = '[[person]]\nname = "Jordan"\n'
+# Words a person who is not a programmer cannot act on: none may reach them.
+JARGON = ("TOML", "Illegal", "Cannot declare", "expected ", "got ", " str ", "byte ", "person[", "app[")
+
+# (what went wrong, the file, exit status, words the message must hold)
+MISTAKES: list[tuple[str, str | bytes, int, tuple[str, ...]]] = [
+    (
+        "a pasted share link",
+        JORDAN + 'accounts = { instagram = "https://www.instagram.com/jordan.rivers/?igsh=abc123" }\n',
+        0,
+        (
+            "note: ",
+            ":3:14: ",
+            "took the handle 'jordan.rivers' from the link 'https://www.instagram.com/jordan.rivers/?igsh=abc123'",
+        ),
+    ),
+    (
+        "a link to a post, not a profile",
+        JORDAN + 'accounts = { instagram = "https://www.instagram.com/p/ABC123/" }\n',
+        1,
+        ("is a link, but not to someone's Instagram profile", "open their profile and copy its link"),
+    ),
+    (
+        "a link filed under the wrong platform",
+        JORDAN + 'accounts = { x = "https://www.instagram.com/jordan.rivers/" }\n',
+        1,
+        ("is a link to Instagram, not X", "put it under instagram"),
+    ),
+    ("an empty file", "", 0, ("Nothing is blocked: this file names no one yet", "[[person]]")),
+    (
+        "an until already past",
+        JORDAN + 'accounts = { x = "jordanrivers" }\nuntil = 2020-01-01\n',
+        0,
+        ("The block on Jordan is over", "has passed, so it blocks nothing now", "Nothing is blocked now."),
+    ),
+    (
+        "an unclosed quote",
+        '[[person]]\nname = "Jordan\naccounts = { x = "j" }\n',
+        1,
+        (":2:15: ", 'a quoted text is not closed: add the closing quote (")'),
+    ),
+    (
+        "[person] with one bracket, twice",
+        '[person]\nname = "A"\n[person]\nname = "B"\n',
+        1,
+        (":3:", "[person] appears twice", "write [[person]] (two brackets)"),
+    ),
+    (
+        "yes for true",
+        '[settings]\nshow_name = "yes"\n' + JORDAN + 'accounts = { x = "j" }\n',
+        1,
+        ('settings.show_name: write true (no quotes), not the text "yes"',),
+    ),
+    (
+        "a file saved as Latin-1",
+        b'[[person]]\nname = "Ren\xe9e"\naccounts = { x = "r" }\n',
+        1,
+        (":2:12: ", "not UTF-8 text", "save the file as UTF-8"),
+    ),
+    (
+        "a search term too short",
+        JORDAN + 'accounts = { x = "j" }\nsearch_terms = ["Jo"]\n',
+        1,
+        ("person \"Jordan\", search_terms[1]: 'Jo' is too short", "at least 3 letters"),
+    ),
+    (
+        "twitter, the old name",
+        JORDAN + 'accounts = { twitter = "jordanrivers" }\n',
+        1,
+        ('person "Jordan", accounts.twitter', "Twitter is called X now: write 'x'"),
+    ),
+    (
+        "online, the everyday word",
+        JORDAN + 'accounts = { x = "j" }\nblock = ["online"]\n',
+        1,
+        ("unknown surface 'online'", "online status is called presence: write 'presence'"),
+    ),
+    (
+        "a number for a name",
+        '[[person]]\nname = 5\naccounts = { x = "j" }\n',
+        1,
+        ('person 1, name: should be text in quotes, like "this", not the number 5',),
+    ),
+    (
+        "a second person without a name",
+        JORDAN + 'accounts = { x = "j" }\n[[person]]\naccounts = { x = "k" }\n',
+        1,
+        ("person 2: every person needs a name",),
+    ),
+    ("a value without quotes", "[[person]]\nname = Jordan\n", 1, (":2:8: ", "text needs quotes")),
+    (
+        "a setting without =",
+        '[[person]]\nname "Jordan"\n',
+        1,
+        ('a setting needs = and a value, like name = "Sam"',),
+    ),
+    (
+        "a date that does not exist",
+        JORDAN + 'accounts = { x = "j" }\nuntil = 2027-02-30\n',
+        1,
+        ("not a real date or time",),
+    ),
+    (
+        "the same setting twice",
+        JORDAN + 'name = "B"\naccounts = { x = "j" }\n',
+        1,
+        (":3:", "this is set twice"),
+    ),
+    (
+        "a number for a duration",
+        "[lock]\ncooling_off = 24\n" + JORDAN + 'accounts = { x = "j" }\n',
+        1,
+        ('lock.cooling_off: should be a duration like "24h", not the number 24',),
+    ),
+    (
+        "a misspelt setting",
+        JORDAN + 'colour = "red"\naccounts = { x = "j" }\n',
+        1,
+        ('person "Jordan", colour: not a setting zerocontact knows',),
+    ),
+]
+
+
+@pytest.mark.parametrize(("mistake", "text", "code", "words"), MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_rules_file_mistakes_are_said_plainly(
+    tmp_path: Path, mistake: str, text: str | bytes, code: int, words: tuple[str, ...]
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    r = CliRunner().invoke(main, ["rules", "check", str(path)])
+    said = r.output
+    assert r.exit_code == code, said
+    for w in words:
+        assert w in said, f"{mistake}: {w!r} not in\n{said}"
+    for jargon in JARGON:
+        assert jargon not in said, f"{mistake}: {jargon!r} in\n{said}"
+
+
+def test_problems_are_listed_in_the_order_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[[person]]\nname = "Jordan"\naccounts = { twitter = "j" }\nblock = ["online"]\n'
+        '[settings]\nshow_name = "yes"\n'  # checked first by the loader, yet last in the file
+    )
+    r = CliRunner().invoke(main, ["rules", "check", str(path)])
+    lines = [line for line in r.output.splitlines() if line.startswith("  ")]
+    assert [int(line.split(":")[1]) for line in lines] == [3, 4, 6], r.output
+
+
+def test_explain_speaks_plainly_and_keeps_the_technical_reason_in_json(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(
+        JORDAN + 'accounts = { instagram = "jordan.rivers", x = "jordanrivers", messenger = "jordan.r" }\n'
+        'block = ["profile", "stories", "search", "presence", "messages"]\n'
+    )
+    urls = {
+        "https://x.com/search?q=jordanrivers": "Blocked: an X search for Jordan.",
+        "https://www.instagram.com/jordan.rivers/": "Blocked: Jordan's Instagram profile.",
+        "https://www.instagram.com/jordan.rivers/reels/": (
+            "Allowed: an Instagram post by Jordan, but you did not choose to block posts for Jordan."
+        ),
+        "https://www.instagram.com/someone.else/": (
+            "Allowed: this Instagram address is not about anyone you named."
+        ),
+        "https://example.org/": "Allowed: zerocontact does not look at this site",
+        "https://edge-chat.facebook.com/chat": "Allowed: Messenger's web client stays open",
+    }
+    r = run("explain", "--rules", str(rules), *urls)
+    assert r.returncode == 0, r.stderr
+    for url, says in urls.items():
+        assert f"  GET {url}\n       {says}" in r.stdout, r.stdout
+    for technical in ("MQTT", "edge-chat.instagram", "matched", "{handle}", "pattern", "binary"):
+        assert technical not in r.stdout
+    rows = [
+        json.loads(line)
+        for line in run("explain", "--rules", str(rules), "--json", *urls).stdout.splitlines()
+    ]
+    assert [row["says"].split(":")[0] for row in rows] == [
+        "Blocked",
+        "Blocked",
+        "Allowed",
+        "Allowed",
+        "Allowed",
+        "Allowed",
+    ]
+    assert "matched" in rows[0]["reason"]  # the technical reason, for tools and bug reports
+    assert "MQTT" in rows[3]["reason"]  # what Instagram hides, said where it belongs

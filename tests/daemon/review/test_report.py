@@ -3,13 +3,13 @@ and rendered in headless Chromium in light and dark."""
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
+import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
-from zctest.journals import write, zc
-from zctest.support import need_tool, wait_for
+from zctest.journals import att, write, zc
+from zctest.support import VIEWS, contrast, keep_screenshot, need_tool, rgb
 
 
 def render(sample: Path, tmp_path: Path, *args: str) -> tuple[Path, str]:
@@ -31,7 +31,7 @@ def test_report_is_self_contained_private_and_has_the_notes(sample: Path, tmp_pa
     assert "our song came on" in html and "<b>them</b>" not in html
     assert "prefers-color-scheme:dark" in html
     assert "Looking back" in html and "5 days in a row without an attempt" in html
-    assert html.count("<svg") >= 6 and 'class="bar"' in html and 'class="cell"' in html
+    assert html.count("<svg") == 4 and 'class="bar"' in html and 'class="l4"' in html  # wide and phone
     for unkind in ("fail", "relapse", "weak", "shame", "bad"):
         assert unkind not in low
 
@@ -47,40 +47,79 @@ def test_report_open_without_a_browser_is_fine(sample: Path, tmp_path: Path) -> 
     assert r.returncode == 0 and "Traceback" not in r.stderr
 
 
-@pytest.fixture
-def screenshots(sample: Path, tmp_path: Path) -> Iterator[dict[str, bytes]]:
-    chromium = need_tool("chromium")
-    path, _ = render(sample, tmp_path, "--out", str(tmp_path / "report.html"))
+def day_one(state: Path) -> Path:
+    """A journal started an hour ago with two attempts since: what a new user's report shows."""
+    now = dt.datetime.now(dt.UTC)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    write(
+        state / "journal.sqlite3",
+        [
+            att((now - dt.timedelta(minutes=40)).strftime(stamp)),
+            att((now - dt.timedelta(minutes=10)).strftime(stamp)),
+        ],
+        notes={1: "saw a photo of us"},
+        started=[(now - dt.timedelta(hours=1)).strftime(stamp)],
+    )
+    return state
+
+
+def test_day_one_is_not_a_wall_of_zeros_nor_one_solid_block(state: Path, tmp_path: Path) -> None:
+    _, html = render(day_one(state), tmp_path, "--out", str(tmp_path / "day-one.html"))
+    assert "<b>0</b>" not in html  # no zero streaks, no 'of 1 day without any attempt'
+    # (an hour ago may have been yesterday in this machine's zone: one day or two, both are a start)
+    assert re.search(r"This is the start: the report covers (1 day|2 days) so far", html)
+    assert "<b>2</b><span>attempts in the last 7 days</span>" in html
+    bars = re.findall(r'<rect class="bar" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', html)
+    assert len(bars) in (2, 4)  # each day's bar, in the wide and the phone chart
+    for x, w in bars:
+        assert float(w) < 0.1 * 720 and float(x) > 0  # a slim column, not the chart's whole width
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("which", ["two weeks", "day one"])
+def test_report_screenshots_light_dark_and_phone_fit_and_keep_contrast(
+    sample: Path, tmp_path: Path, which: str
+) -> None:
+    from zctest.cdp import Browser
+
+    if which == "day one":
+        other = tmp_path / "day-one-state"
+        other.mkdir()
+        path, _ = render(day_one(other), tmp_path, "--out", str(tmp_path / "report.html"))
+    else:
+        path, _ = render(sample, tmp_path, "--out", str(tmp_path / "report.html"), "--until", "2026-11-14")
+    need_tool("chromium")
+    browser = Browser(tmp_path / "profile")
     shots: dict[str, bytes] = {}
-    for scheme, extra in (
-        ("light", []),
-        ("dark", ["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]),
-    ):
-        png = tmp_path / f"report-{scheme}.png"
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--hide-scrollbars",
-                f"--user-data-dir={tmp_path / ('profile-' + scheme)}",
-                *extra,
-                f"--screenshot={png}",
-                "--window-size=1000,2400",
-                path.as_uri(),
-            ],
-            capture_output=True,
-            timeout=120,
-        )
-        shots[scheme] = wait_for(
-            lambda png=png: png.exists() and png.read_bytes(), 30, f"{scheme} screenshot"
-        )
-    yield shots
-
-
-def test_report_renders_in_chromium_in_light_and_dark(screenshots: dict[str, bytes]) -> None:
-    for png in screenshots.values():
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 30_000  # charts and text, not a blank page
-    assert screenshots["light"] != screenshots["dark"]  # the page follows the colour scheme
+    try:
+        for name, (width, height, phone, dark) in VIEWS.items():
+            browser.view(path.as_uri(), width=width, height=height, mobile=phone, dark=dark)
+            fit = browser.overflowing()
+            assert fit["bad"] == [] and fit["scrollWidth"] <= fit["width"], (name, fit)
+            page = browser.page
+            bg = rgb(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+            assert (sum(bg) < 150) is dark, (name, bg)  # the page follows the colour scheme
+            # the hour map's shades, as drawn: each level stands apart from the one below it,
+            # the faintest from an empty cell, the strongest from the card
+            shade = [
+                rgb(
+                    page.evaluate(f"getComputedStyle(document.querySelector('.legend .{c}')).backgroundColor")
+                )
+                for c in ("cell0", "l1", "l2", "l3", "l4")
+            ]
+            card = rgb(page.evaluate("getComputedStyle(document.querySelector('section')).backgroundColor"))
+            steps = [contrast(shade[i], shade[i + 1]) for i in range(4)]
+            assert min(steps) >= 1.4 and contrast(shade[4], card) >= 4.5, (name, steps)
+            # on a phone the map is the turned one, drawn whole, without a scroll bar
+            heat = page.evaluate(
+                "[...document.querySelectorAll('svg.heat')].filter(e => e.getBoundingClientRect().width > 0)"
+                ".map(e => e.getAttribute('class'))"
+            )
+            if which == "two weeks":
+                assert heat == (["chart narrow heat"] if phone else ["chart wide heat"]), (name, heat)
+            shots[name] = browser.full_screenshot()
+            keep_screenshot(tmp_path, f"report-{which.replace(' ', '-')}-{name}", shots[name])
+    finally:
+        browser.close()
+    assert len(shots["light"]) > 30_000  # charts and text, not a blank page
+    assert shots["light"] != shots["dark"] and shots["phone"] != shots["light"]
