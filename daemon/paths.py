@@ -27,6 +27,11 @@ IN_FORCE = "in-force.toml"
 PENDING = "pending.json"
 STARTED = "started.json"
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
+MANIFEST = "install.json"  # the installer's record of an installation; `run` reads it (installation.py)
+
+# System mode's folders (FHS); the installer writes a system installation there too.
+SYSTEM_CONFIG = Path("/etc/zerocontact")
+SYSTEM_STATE = Path("/var/lib/zerocontact")
 
 
 def write_private(path: Path, text: str) -> None:
@@ -97,6 +102,16 @@ class Paths:
     def restart_marker(self) -> Path:
         return self.state_dir / RESTART_MARKER
 
+    @property
+    def manifest(self) -> Path:
+        """Where an installation in this state directory keeps its record (written by the installer)."""
+        return self.state_dir / MANIFEST
+
+    def for_demo(self) -> Paths:
+        """The demo's own state directory beside this one: ``run --sample`` never writes into a real
+        state (its rules would become the commitment in force there, its attempts part of the log)."""
+        return Paths(self.config_dir, self.state_dir.with_name(self.state_dir.name + "-sample"))
+
     def ensure_state(self) -> None:
         """Create the state directory private to its owner (0700), tightening it if it exists."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -109,7 +124,7 @@ def system_mode() -> bool:
 
 def resolve(state_dir: str | Path | None = None, config_dir: str | Path | None = None) -> Paths:
     if system_mode():
-        cfg, state = Path("/etc/zerocontact"), Path("/var/lib/zerocontact")
+        cfg, state = SYSTEM_CONFIG, SYSTEM_STATE
     else:
         cfg = Path(platformdirs.user_config_dir(APP, appauthor=False))
         state = Path(platformdirs.user_state_dir(APP, appauthor=False))

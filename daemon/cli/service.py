@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from zerocontact.rules import RulesError, load
 from zerocontact.rules.sample import sample as sample_text
 
+from .. import installation
 from .. import paths as pathmod
 from ..status import ReloadStatus, Runtime, Status
 from .common import (
@@ -65,6 +67,31 @@ def run(
 
     if sample and rules_path:
         raise UserError("use either --rules or --sample, not both")
+    paths = pathmod.resolve(state_dir)
+    installs = installation.find(
+        installation.candidates(pathmod.resolve().state_dir, paths.state_dir if state_dir else None, _euid())
+    )
+    with user_errors():
+        if sample:
+            if state_dir is None:
+                paths = paths.for_demo()
+            source = click.get_current_context().get_parameter_source
+            pac = pac_port if pac_port is not None else (port + 1 if port else 0)
+            moved = installation.check_demo(
+                installs,
+                paths.state_dir,
+                [
+                    ("--port", port, source("port") != ParameterSource.DEFAULT),
+                    ("--pac-port", pac, pac_port is not None),
+                ],
+            )
+            if "--port" in moved:
+                port = 0
+                pac_port = 0 if pac_port is None else pac_port
+            if "--pac-port" in moved:
+                pac_port = 0
+        else:
+            installation.check_run(installs, paths.state_dir, default_rules(rules_path))
     tz = local_timezone()
     if sample:
         try:
@@ -88,8 +115,12 @@ def run(
         if not (name and ip and rport.isdigit()):
             raise UserError(f"--redirect-upstream {spec!r}: write HOST=IP:PORT")
         redirects[name.lower()] = (ip, int(rport))
+    if sample:
+        logging.getLogger("zerocontact").info(
+            "the demo keeps its state in %s (see it with --state-dir %s)", paths.state_dir, paths.state_dir
+        )
     opts = Options(
-        paths=pathmod.resolve(state_dir),
+        paths=paths,
         rules_path=rules_file,
         host=host,
         port=port,
@@ -116,6 +147,10 @@ def ca(show: str, state_dir: Path | None) -> None:
     p.ensure_state()
     cert = camod.ensure(p.ca_dir, f"zerocontact local CA ({socket.gethostname()})")
     click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
+
+
+def _euid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0
 
 
 def _running(p: pathmod.Paths) -> int | None:
