@@ -19,6 +19,7 @@ daemon's --redirect-upstream, and a browser's own look-ups through --host-resolv
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import json
@@ -274,7 +275,8 @@ def test_user_install_routes_chromium_through_the_gnome_setting_and_fails_open_w
             chromium(tmp_path / profile, web.resolver, *flags, "--dump-dom", url), env
         )  # no proxy flag
 
-    d = start_daemon(tmp_path, RULES, ports, name="g")
+    installed_rules = ctx.at(ctx.rules)  # the installation's own: `run` takes no other beside it
+    d = start_daemon(tmp_path, extra=ports, name="g", rules_file=installed_rules)
     try:
         assert d.ca == ctx.at(ctx.ca_dir) / ca.CERT_FILE  # the daemon runs on the installer's constrained CA
         r = load("p1")
@@ -285,7 +287,7 @@ def test_user_install_routes_chromium_through_the_gnome_setting_and_fails_open_w
         r = load("p2")
         assert "origin says hi /sam.example/" in r.stdout, r.stderr[-2000:]  # open, as the README says
         assert web.direct("www.instagram.com")
-        d = start_daemon(tmp_path, RULES, ports, name="g")  # the service comes back: so does the block
+        d = start_daemon(tmp_path, extra=ports, name="g", rules_file=installed_rules)  # back: so is the block
         r = load("p3")
         assert 'data-zerocontact="blocked"' in r.stdout, r.stderr[-2000:]
         _, say = said()
@@ -321,6 +323,9 @@ def managed_policy(tmp_path: Path) -> Iterator[Context]:
         proxy_port=free_port(),
         pac_port=free_port(),
     )
+    ctx = dataclasses.replace(ctx, config_dir=PurePath(tmp_path / "config-p"))  # not /etc/zerocontact
+    Path(ctx.config_dir).mkdir()
+    Path(ctx.rules).write_text(RULES)  # the daemon runs on the installation's rules, as its unit would
     material = CaMaterial(ctx)
     _, say = said()
     try:
@@ -342,7 +347,7 @@ def managed_policy(tmp_path: Path) -> Iterator[Context]:
 def policy_daemon(tmp_path: Path, ctx: Context, redirect: str) -> Daemon:
     """The real daemon on the installation's CA and the ports its policy names."""
     extra = ("--port", str(ctx.proxy_port), "--pac-port", str(ctx.pac_port), "--redirect-upstream", redirect)
-    return start_daemon(tmp_path, RULES, extra, name="p")
+    return start_daemon(tmp_path, extra=extra, name="p", rules_file=Path(ctx.rules))
 
 
 def test_the_managed_policy_alone_routes_trusts_and_turns_quic_off(
