@@ -102,11 +102,6 @@ class Paths:
     def restart_marker(self) -> Path:
         return self.state_dir / RESTART_MARKER
 
-    @property
-    def manifest(self) -> Path:
-        """Where an installation in this state directory keeps its record (written by the installer)."""
-        return self.state_dir / MANIFEST
-
     def for_demo(self) -> Paths:
         """The demo's own state directory beside this one: ``run --sample`` never writes into a real
         state (its rules would become the commitment in force there, its attempts part of the log)."""
