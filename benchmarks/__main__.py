@@ -196,6 +196,16 @@ def _addr(s: str) -> tuple[str, int]:
     return h, int(p)
 
 
+def isolated_env(work: Path) -> dict[str, str]:
+    """The environment with HOME and the XDG folders under ``work``, as the tests have: the
+    benchmark's daemon neither reads nor writes your own, and an installation of yours there
+    (which makes ``run`` refuse other state directories) does not stop it."""
+    home = work / "home"
+    xdg = {"XDG_CONFIG_HOME": ".config", "XDG_STATE_HOME": ".local/state", "XDG_DATA_HOME": ".local/share"}
+    env = {k: v for k, v in os.environ.items() if k != "ZEROCONTACT_STATE_DIR"}
+    return {**env, "HOME": str(home), **{k: str(home / v) for k, v in xdg.items()}}
+
+
 def start_daemon(work: Path, origin_port: int, rules: Path) -> Running:
     state = work / "state"
     runtime = state / "daemon.json"
@@ -218,6 +228,7 @@ def start_daemon(work: Path, origin_port: int, rules: Path) -> Running:
         ],
         stdout=out,
         stderr=subprocess.STDOUT,
+        env=isolated_env(work),
     )
     out.close()
     deadline = time.monotonic() + 60

@@ -7,7 +7,8 @@
   judges, answers and learns), ``blockpage`` and ``templates/``, ``attempts`` (one look, one attempt),
   ``pac``, ``ca`` (the name-constrained CA; the installer uses it too), ``clientproc``.
 - ``clock`` (trusted time), ``commitment`` (cooling-off state on disk), ``reloader`` (the rules-file
-  watcher), ``paths`` (every state file's name), ``status`` (what the daemon publishes), ``sdnotify``.
+  watcher), ``paths`` (every state file's name), ``status`` (what the daemon publishes), ``sdnotify``,
+  ``installation`` (the installer's record, read so ``run`` refuses a second daemon beside it).
 - ``journal/``: the only code that touches the SQLite file; ``review/``: stats, report and export,
   pure over what the journal reads; ``watcher/``: the process watcher, by job.
 - ``cli/``: the ``zerocontact`` command, one module per family, one table of commands.

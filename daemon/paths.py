@@ -35,6 +35,8 @@ RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed 
 MANIFEST = "install.json"  # written by `zerocontact install`: what it changed (installer/ops.py)
 SYSTEM_CONFIG_DIR = Path("/etc/zerocontact")
 SYSTEM_STATE_DIR = Path("/var/lib/zerocontact")
+SYSTEM_CONFIG = SYSTEM_CONFIG_DIR  # the names daemon/installation.py uses
+SYSTEM_STATE = SYSTEM_STATE_DIR
 
 
 def write_private(path: Path, text: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Literal, Protocol
 
+from zerocontact.daemon.paths import MANIFEST
 from zerocontact.rules.errors import UserFacingError
 
 Mode = Literal["user", "system"]
@@ -98,7 +99,7 @@ class Context:
 
     @property
     def manifest(self) -> Path:
-        return self.at(self.state_dir / "install.json")
+        return self.at(self.state_dir / MANIFEST)
 
     @property
     def pac_url(self) -> str:

@@ -3,9 +3,11 @@
 Chromium and Chrome (and Edge, Brave) read ``/etc/<browser>/policies/managed/*.json`` on Linux:
 
 * ``ProxySettings``: a PAC script given as a ``data:`` URL. It needs no server, and it answers only
-  ``PROXY 127.0.0.1:8341`` for the target platforms (no DIRECT fallback): when the daemon is down,
-  the targets fail closed and everything else still goes DIRECT. A PAC *URL* that cannot be fetched
-  would make Chromium fall back to DIRECT for everything (checked: feasibility.md §1).
+  ``PROXY 127.0.0.1:8341`` for the target platforms (no DIRECT fallback): when the daemon is stopped
+  or killed, the targets fail closed and everything else still goes DIRECT (the system-mode browser
+  test proves it with the daemon SIGKILLed). A PAC *URL* that cannot be fetched would make Chromium
+  fall back to DIRECT for everything (checked: feasibility.md §1), and so would a PAC that fails to
+  run: ``ProxyPacMandatory`` turns that silent fail-open into a visible error for every site.
 * ``QuicAllowed: false``: HTTP/3 runs over UDP and would slip past a TCP proxy.
 * ``DnsOverHttpsMode: "off"``: name lookups stay visible to the system and its PAC.
 * ``CACertificatesWithConstraints``: trust the CA, and only for the targeted domains, on top of
@@ -69,7 +71,11 @@ def pac_data_url(ctx: Context) -> str:
 def chromium_policy(ctx: Context, cert_pem: bytes | None) -> dict[str, Any]:
     """The managed policy document (the CA entry only when a certificate is given)."""
     doc: dict[str, Any] = {
-        "ProxySettings": {"ProxyMode": "pac_script", "ProxyPacUrl": pac_data_url(ctx)},
+        "ProxySettings": {
+            "ProxyMode": "pac_script",
+            "ProxyPacUrl": pac_data_url(ctx),
+            "ProxyPacMandatory": True,  # a PAC that failed to run would otherwise mean DIRECT, targets too
+        },
         "QuicAllowed": False,
         "DnsOverHttpsMode": "off",
     }

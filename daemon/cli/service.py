@@ -13,11 +13,13 @@ import tempfile
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.sample import sample as sample_text
 from zerocontact.rules.schema import Lock, Person
 
+from .. import installation
 from .. import paths as pathmod
 from ..status import ReloadStatus, Runtime, Status, locate
 from .common import (
@@ -73,6 +75,40 @@ def run(
 
     if sample and rules_path:
         raise UserError("use either --rules or --sample, not both")
+    paths = pathmod.resolve(state_dir)
+    installs = installation.find(
+        installation.candidates(pathmod.resolve().state_dir, paths.state_dir if state_dir else None, _euid())
+    )
+    throwaway: Path | None = None
+    with user_errors():
+        if sample:
+            if state_dir is None:
+                # The demo must leave no trace in the user's own state (no lock, no log, no CA): it
+                # gets a folder of its own that is deleted when it stops.
+                throwaway = Path(tempfile.mkdtemp(prefix="zerocontact-demo-"))
+                paths = pathmod.resolve(throwaway)
+            source = click.get_current_context().get_parameter_source
+            pac = pac_port if pac_port is not None else (port + 1 if port else 0)
+            try:
+                moved = installation.check_demo(
+                    installs,
+                    paths.state_dir,
+                    [
+                        ("--port", port, source("port") != ParameterSource.DEFAULT),
+                        ("--pac-port", pac, pac_port is not None),
+                    ],
+                )
+            except BaseException:
+                if throwaway is not None:
+                    shutil.rmtree(throwaway, ignore_errors=True)
+                raise
+            if "--port" in moved:
+                port = 0
+                pac_port = 0 if pac_port is None else pac_port
+            if "--pac-port" in moved:
+                pac_port = 0
+        else:
+            installation.check_run(installs, paths.state_dir, default_rules(rules_path))
     tz = local_timezone()
     if sample:
         try:
@@ -98,13 +134,6 @@ def run(
         if not (name and ip and rport.isdigit()):
             raise UserError(f"--redirect-upstream {spec!r}: write HOST=IP:PORT")
         redirects[name.lower()] = (ip, int(rport))
-    throwaway: Path | None = None
-    if sample and state_dir is None:
-        # The demo must leave no trace in the user's own state (no lock, no log, no CA): it gets a
-        # folder of its own that is deleted when it stops.
-        throwaway = Path(tempfile.mkdtemp(prefix="zerocontact-demo-"))
-        state_dir = throwaway
-    paths = pathmod.resolve(state_dir)
     if sample:
         _demo_banner(rs, paths, throwaway is not None, port)
     opts = Options(
@@ -174,6 +203,10 @@ def ca(show: str, state_dir: Path | None) -> None:
     except OSError as e:  # a read-only or full state directory: one line, not a traceback
         raise UserError(f"cannot create the CA in {p.ca_dir}: {pathmod.os_problem(e)}") from None
     click.echo(cert.read_text(encoding="ascii") if show == "pem" else str(cert), nl=show != "pem")
+
+
+def _euid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else 0
 
 
 def _running(p: pathmod.Paths) -> int | None:

@@ -6,17 +6,25 @@
 * A stolen CA key cannot vouch for another site: a leaf for a bank's name, signed with the CA's key
   and served directly, is refused; one for a target name from the same key is accepted.
 * User mode end to end: the GNOME proxy setting and the NSS database written by the installer make
-  Chromium (started with no proxy flag at all) show the block page; after uninstall it goes direct.
+  Chromium (started with no proxy flag at all) show the block page; with the daemon killed it goes
+  direct, targets too (what the README says user mode does); after uninstall it goes direct.
 * System mode end to end (CI only: it writes /etc/chromium/policies/managed): the managed policy
-  alone makes Chromium use the proxy (even with --no-proxy-server), trust the CA, and show QUIC off.
+  alone makes Chromium use the proxy (even with --no-proxy-server), trust the CA, and show QUIC off;
+  with the daemon SIGKILLed the targets fail closed (a proxy error, never the origin) and a site no
+  rule targets still loads.
+
+No request leaves the machine: the targets' allowed traffic goes to a local origin through the
+daemon's --redirect-upstream, and a browser's own look-ups through --host-resolver-rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import json
 import os
+import signal
 import ssl
 import subprocess
 import threading
@@ -30,12 +38,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from zctest.cdp import CDP
-from zctest.e2e import Origin, _Origin, origin, start_daemon
+from zctest.e2e import Daemon, Origin, _Origin, origin, start_daemon
 from zctest.installer import RULES, free_port, said
 from zctest.support import chromium_args, need_tool, wait_for
 
 from zerocontact.daemon import ca
-from zerocontact.installer.context import SubprocessRunner
+from zerocontact.installer.context import Context, SubprocessRunner
 from zerocontact.installer.plan import build_steps, install, make_context, uninstall
 from zerocontact.installer.policies import CHROMIUM_DIRS, ChromiumPolicy
 from zerocontact.installer.trust import CaMaterial, CaStep
@@ -180,89 +188,173 @@ def test_a_stolen_ca_key_cannot_vouch_for_another_site_in_chromium(
     assert "origin says hi /hello" in target.stdout, target.stderr[-2000:]
 
 
-def test_user_install_routes_chromium_through_the_gnome_setting(
-    tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch, isolated_home: Path
-) -> None:
+class Origins:
+    """Two loopback origins standing in for the web, recording every request that reaches them.
+
+    ``www.instagram.com`` answers HTTPS with a leaf from the installation's CA (which the browser
+    trusts), so a browser that went DIRECT for a target would load it and show the origin's text;
+    ``news.example`` is a site no rule targets (plain HTTP). ``resolver`` maps both names to them and
+    every other name to nothing, so no request a browser makes can leave the machine."""
+
+    def __init__(self, ca_dir: Path, tmp_path: Path) -> None:
+        self.seen: list[str] = []  # host/path of every request that arrived
+        seen = self.seen
+
+        class Seen(_Origin):
+            def do_GET(self) -> None:
+                seen.append(f"{self.headers.get('Host', '').split(':')[0]}{self.path}")
+                super().do_GET()
+
+        cp, kp = leaf_for("www.instagram.com", ca_dir, tmp_path)
+        self.target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Seen)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cp, kp)
+        self.target.socket = tls.wrap_socket(self.target.socket, server_side=True)
+        self.other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Seen)
+        for server in (self.target, self.other):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.resolver = (
+            f"--host-resolver-rules=MAP www.instagram.com 127.0.0.1:{self.target.server_address[1]},"
+            f" MAP news.example 127.0.0.1:{self.other.server_address[1]}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+        )
+        # what the daemon passes on for an allowed request goes to the plain-HTTP origin
+        self.redirect = f"www.instagram.com=127.0.0.1:{self.other.server_address[1]}"
+
+    def direct(self, host: str) -> list[str]:
+        """The requests for ``host`` that reached its origin without the daemon."""
+        return [x for x in self.seen if x.startswith(host + "/")]
+
+    def close(self) -> None:
+        for server in (self.target, self.other):
+            server.shutdown()
+
+
+@pytest.fixture
+def gnome_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_home: Path
+) -> Iterator[tuple[Context, Path]]:
+    """A user installation with the GNOME proxy setting (GLib's file backend in the test's HOME)."""
     need_tool("gsettings")
     need_tool("certutil")
-    monkeypatch.setenv("GSETTINGS_BACKEND", "keyfile")  # GLib's file backend in the test's own HOME
-    port, pac_port = free_port(), free_port()
-    state = tmp_path / "state-g"
+    monkeypatch.setenv("GSETTINGS_BACKEND", "keyfile")
     ctx = make_context(
         "user",
         Path("/"),
         hosts=targets(RULES),
-        state_dir=PurePath(state),
+        state_dir=PurePath(tmp_path / "state-g"),
         run_live_commands=False,  # no systemctl here; every file is under the test's HOME
-        proxy_port=port,
-        pac_port=pac_port,
+        proxy_port=free_port(),
+        pac_port=free_port(),
     )
     steps = build_steps(ctx, rules=(RULES.encode(), "test"))
     assert [s.name for s in steps] == ["state", "rules", "ca", "trust-nss", "proxy-gnome", "service"]
     _, say = said()
     install(ctx, steps, SubprocessRunner(), say)
-    extra = (
+    yield ctx, isolated_home
+
+
+def test_user_install_routes_chromium_through_the_gnome_setting_and_fails_open_when_killed(
+    tmp_path: Path, gnome_install: tuple[Context, Path]
+) -> None:
+    """The README's word on user mode: the desktop setting routes the targets while the daemon runs;
+    killed, its PAC URL cannot be fetched and Chromium goes direct for everything, targets too."""
+    ctx, home = gnome_install
+    web = Origins(ctx.at(ctx.ca_dir), tmp_path)
+    ports = (
         "--port",
-        str(port),
+        str(ctx.proxy_port),
         "--pac-port",
-        str(pac_port),
+        str(ctx.pac_port),
         "--redirect-upstream",
-        f"www.instagram.com=127.0.0.1:{origin.port}",
+        web.redirect,
     )
-    d = start_daemon(tmp_path, RULES, extra, name="g")
-    env = {"XDG_CURRENT_DESKTOP": "GNOME", "HOME": str(isolated_home)}
+    env = {"XDG_CURRENT_DESKTOP": "GNOME", "HOME": str(home)}
+
+    def load(profile: str, url: str = TARGET, *flags: str) -> subprocess.CompletedProcess[str]:
+        return dump(
+            chromium(tmp_path / profile, web.resolver, *flags, "--dump-dom", url), env
+        )  # no proxy flag
+
+    installed_rules = ctx.at(ctx.rules)  # the installation's own: `run` takes no other beside it
+    d = start_daemon(tmp_path, extra=ports, name="g", rules_file=installed_rules)
     try:
-        assert d.ca == state / "ca" / ca.CERT_FILE  # the daemon runs on the installer's constrained CA
-        r = dump(chromium(tmp_path / "p1", "--dump-dom", TARGET), env)  # no proxy flag: GNOME's setting
+        assert d.ca == ctx.at(ctx.ca_dir) / ca.CERT_FILE  # the daemon runs on the installer's constrained CA
+        r = load("p1")
         assert 'data-zerocontact="blocked"' in r.stdout, r.stderr[-2000:]
+        assert web.direct("www.instagram.com") == []
+        os.kill(d.proc.pid, signal.SIGKILL)
+        assert d.proc.wait(10) == -signal.SIGKILL
+        r = load("p2")
+        assert "origin says hi /sam.example/" in r.stdout, r.stderr[-2000:]  # open, as the README says
+        assert web.direct("www.instagram.com")
+        d = start_daemon(tmp_path, extra=ports, name="g", rules_file=installed_rules)  # back: so is the block
+        r = load("p3")
+        assert 'data-zerocontact="blocked"' in r.stdout, r.stderr[-2000:]
+        _, say = said()
         uninstall(ctx.manifest, SubprocessRunner(), say)
-        assert not (isolated_home / ".config/glib-2.0").exists() and not (isolated_home / ".pki").exists()
-        r = dump(chromium(tmp_path / "p2", "--dump-dom", TARGET), env)
-        assert "data-zerocontact" not in r.stdout  # the proxy setting is gone: Chromium went direct
+        assert not (home / ".config/glib-2.0").exists() and not (home / ".pki").exists()
+        # the CA is no longer trusted either way; past that, direct shows the origin, the proxy would block
+        r = load("p4", TARGET, "--ignore-certificate-errors")
+        assert "origin says hi /sam.example/" in r.stdout, r.stderr[-2000:]  # the setting is gone: direct
     finally:
         d.stop()
+        web.close()
 
 
 DEEP_TEXT = """(function t(n){let s='';if(n.shadowRoot)s+=t(n.shadowRoot);
 for(const c of n.childNodes){s+=c.nodeType===3?c.textContent+' ':t(c);}return s;})(document.body)"""
 
 
-@pytest.mark.skipif(os.environ.get("CI") != "true", reason="writes /etc/chromium/policies/managed: CI only")
-def test_the_managed_policy_alone_routes_trusts_and_turns_quic_off(tmp_path: Path, origin: Origin) -> None:
+@pytest.fixture
+def managed_policy(tmp_path: Path) -> Iterator[Context]:
+    """The system installation's CA and its real Chromium policy in /etc/chromium/policies/managed
+    (CI only), uninstalled afterwards; /etc is left exactly as it was found."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("writes /etc/chromium/policies/managed: CI only")
     policy = Path(CHROMIUM_DIRS["Chromium"]) / "zerocontact.json"
     assert not policy.exists(), "a zerocontact policy is already installed on this machine"
     existed = {p for p in (Path("/etc/chromium"), Path("/etc/chromium/policies")) if p.exists()}
-    port, pac_port = free_port(), free_port()
-    state = tmp_path / "state-p"
     ctx = make_context(
         "system",
         Path("/"),
         hosts=targets(RULES),
-        state_dir=PurePath(state),
+        state_dir=PurePath(tmp_path / "state-p"),
         run_live_commands=False,
-        proxy_port=port,
-        pac_port=pac_port,
+        proxy_port=free_port(),
+        pac_port=free_port(),
     )
+    ctx = dataclasses.replace(ctx, config_dir=PurePath(tmp_path / "config-p"))  # not /etc/zerocontact
+    Path(ctx.config_dir).mkdir()
+    Path(ctx.rules).write_text(RULES)  # the daemon runs on the installation's rules, as its unit would
     material = CaMaterial(ctx)
     _, say = said()
-    install(
-        ctx,
-        [CaStep(ctx, material), ChromiumPolicy(ctx, material, {"Chromium": CHROMIUM_DIRS["Chromium"]})],
-        SubprocessRunner(),
-        say,
-    )
-    d = None
     try:
-        assert json.loads(policy.read_text())["QuicAllowed"] is False
-        extra = (
-            "--port",
-            str(port),
-            "--pac-port",
-            str(pac_port),
-            "--redirect-upstream",
-            f"www.instagram.com=127.0.0.1:{origin.port}",
+        install(
+            ctx,
+            [CaStep(ctx, material), ChromiumPolicy(ctx, material, {"Chromium": CHROMIUM_DIRS["Chromium"]})],
+            SubprocessRunner(),
+            say,
         )
-        d = start_daemon(tmp_path, RULES, extra, name="p")
+        assert json.loads(policy.read_text())["QuicAllowed"] is False
+        yield ctx
+    finally:
+        uninstall(ctx.manifest, SubprocessRunner(), say)
+        policy.unlink(missing_ok=True)  # belt and braces: never leave it behind
+    assert not policy.exists()
+    assert {p for p in (Path("/etc/chromium"), Path("/etc/chromium/policies")) if p.exists()} == existed
+
+
+def policy_daemon(tmp_path: Path, ctx: Context, redirect: str) -> Daemon:
+    """The real daemon on the installation's CA and the ports its policy names."""
+    extra = ("--port", str(ctx.proxy_port), "--pac-port", str(ctx.pac_port), "--redirect-upstream", redirect)
+    return start_daemon(tmp_path, extra=extra, name="p", rules_file=Path(ctx.rules))
+
+
+def test_the_managed_policy_alone_routes_trusts_and_turns_quic_off(
+    tmp_path: Path, origin: Origin, managed_policy: Context
+) -> None:
+    d = policy_daemon(tmp_path, managed_policy, f"www.instagram.com=127.0.0.1:{origin.port}")
+    try:
         home = tmp_path / "empty-home"  # no NSS database: the CA is trusted by the policy alone
         home.mkdir()
         env = {"HOME": str(home)}
@@ -304,9 +396,36 @@ def test_the_managed_policy_alone_routes_trusts_and_turns_quic_off(tmp_path: Pat
             assert name in text
         assert "Mandatory" in text and "Machine" in text
     finally:
-        if d is not None:
-            d.stop()
-        uninstall(ctx.manifest, SubprocessRunner(), say)
-        policy.unlink(missing_ok=True)  # belt and braces: never leave it behind
-    assert not policy.exists()
-    assert {p for p in (Path("/etc/chromium"), Path("/etc/chromium/policies")) if p.exists()} == existed
+        d.stop()
+
+
+def test_a_killed_daemon_leaves_the_targets_closed_and_the_rest_open_under_the_policy(
+    tmp_path: Path, managed_policy: Context
+) -> None:
+    ctx = managed_policy
+    web = Origins(ctx.at(ctx.ca_dir), tmp_path)
+    home = tmp_path / "empty-home"  # no NSS database: the CA is trusted by the policy alone
+    home.mkdir()
+    env = {"HOME": str(home)}
+
+    def load(profile: str, url: str) -> subprocess.CompletedProcess[str]:
+        return dump(chromium(tmp_path / profile, web.resolver, "--dump-dom", url), env)
+
+    d = policy_daemon(tmp_path, ctx, web.redirect)
+    try:
+        r = load("p1", TARGET)
+        assert 'data-zerocontact="blocked"' in r.stdout, r.stderr[-2000:]  # the policy's proxy is this one
+        os.kill(d.proc.pid, signal.SIGKILL)
+        assert d.proc.wait(10) == -signal.SIGKILL
+        web.seen.clear()
+        for n, url in enumerate((TARGET, "https://www.instagram.com/")):  # the person, and the platform
+            r = load(f"k{n}", url)
+            assert "origin says hi" not in r.stdout and "data-zerocontact" not in r.stdout
+            assert "ERR_PROXY_CONNECTION_FAILED" in r.stderr, r.stderr[-2000:]
+        assert web.seen == []  # not one request for the target reached its origin directly
+        r = load("k2", "http://news.example/today")
+        assert "origin says hi /today" in r.stdout, r.stderr[-2000:]
+        assert web.direct("news.example") and web.seen == web.direct("news.example")
+    finally:
+        d.stop()
+        web.close()

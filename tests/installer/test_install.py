@@ -74,6 +74,7 @@ def test_system_install_fills_the_trust_store_and_purge_restores_it(
     policy = json.loads((staging / "etc/chromium/policies/managed/zerocontact.json").read_text())
     assert policy["QuicAllowed"] is False and policy["DnsOverHttpsMode"] == "off"
     assert policy["ProxySettings"]["ProxyPacUrl"].startswith("data:application/x-ns-proxy-autoconfig;base64,")
+    assert policy["ProxySettings"]["ProxyPacMandatory"] is True  # a PAC that fails to run never means DIRECT
     constrained = policy["CACertificatesWithConstraints"][0]
     assert constrained["certificate"] == ca.der_base64(cert)
     assert "instagram.com" in constrained["constraints"]["permitted_dns_names"]

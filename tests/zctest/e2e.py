@@ -142,10 +142,15 @@ def start_daemon(
     env: dict[str, str] | None = None,
     name: str = "d",
     state_dir: Path | None = None,
+    rules_file: Path | None = None,
 ) -> Daemon:
+    """The daemon on ``state_dir`` (default ``tmp_path/state-NAME``) with ``rules`` written beside
+    it, or on ``rules_file`` as it is (an installation's own: beside an installation ``run`` takes
+    no other)."""
     state = state_dir or tmp_path / f"state-{name}"
-    rules_file = tmp_path / f"rules-{name}.toml"
-    rules_file.write_text(rules)
+    if rules_file is None:
+        rules_file = tmp_path / f"rules-{name}.toml"
+        rules_file.write_text(rules)
     log = tmp_path / f"daemon-{name}.log"
     proc = subprocess.Popen(
         [
