@@ -27,6 +27,8 @@ IN_FORCE = "in-force.toml"
 PENDING = "pending.json"
 STARTED = "started.json"
 UNINSTALL_REQUEST = "uninstall-requested.json"  # a loosening like any other: it waits (commitment)
+DEVICES = "devices.json"  # WireGuard keys of the person's phones and tablets (0600)
+DEVICES_DIR = "devices"  # each device's client config and its QR code (0600: they hold its key)
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
 
 
@@ -97,6 +99,14 @@ class Paths:
     @property
     def uninstall_request(self) -> Path:
         return self.state_dir / UNINSTALL_REQUEST
+
+    @property
+    def devices(self) -> Path:
+        return self.state_dir / DEVICES
+
+    @property
+    def devices_dir(self) -> Path:
+        return self.state_dir / DEVICES_DIR
 
     @property
     def restart_marker(self) -> Path:
