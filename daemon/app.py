@@ -31,6 +31,7 @@ from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
 from . import ca, sdnotify
+from . import devices as devmod
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
@@ -40,7 +41,7 @@ from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
 from .pac import PacServer, pac
 from .paths import Paths, system_mode
-from .proxy import Proxy
+from .proxy import Proxy, WireGuard
 from .reloader import RulesFileWatcher
 from .schedule import Timers
 from .status import (
@@ -181,6 +182,7 @@ class Daemon:
         self.uninstall: UninstallRequest | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
+        self._device_removals: list[dt.datetime] = []  # `devices remove` asked during a block
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
 
     @property
@@ -258,6 +260,7 @@ class Daemon:
             blocker.proxy_port = self.proxy_addr[1]
 
         await life.enter("proxy", start_proxy, proxy.stop)
+        await self.reload_devices("start")
         pac_port = (
             self.opts.pac_port
             if self.opts.pac_port is not None
@@ -366,7 +369,7 @@ class Daemon:
         # handlers first: a SIGTERM that arrives while the parts start stops the daemon once started
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopped.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._hangup()))
         await self.start()  # a failed start has stopped what it started, and raises
         try:
             await self._stopped.wait()
@@ -374,6 +377,42 @@ class Daemon:
             sdnotify.notify("STOPPING=1")
             log.info("stopping")
             await self.stop()
+
+    async def _hangup(self) -> None:
+        """SIGHUP: re-read the rules file and the devices (``devices add``/``remove`` send it)."""
+        await self.reload_devices("SIGHUP")
+        await self.reload_from_disk("SIGHUP")
+
+    async def reload_devices(self, why: str) -> None:
+        """Serve the devices in ``devices.json`` through WireGuard. A damaged store or a busy port is
+        logged and journalled, and the computer's own protection keeps running."""
+        if self.proxy is None or self.blocker is None:
+            return
+        try:
+            store = await asyncio.to_thread(devmod.load, self.paths)
+        except devmod.DeviceError as e:
+            log.error("devices: %s; devices are not protected until it is fixed", e)
+            self.journal.event("devices", str(e))
+            return
+        wg = WireGuard(store.host, store.port, store.server_key, store.peers()) if store else None
+        self.blocker.devices = store.by_address() if store else {}
+        try:
+            await self.proxy.set_wireguard(wg)
+        except OSError as e:
+            log.error("devices: the WireGuard server cannot start (%s); devices are not protected", e)
+            self.journal.event("devices", f"WireGuard server not running: {e}")
+            return
+        addr = self.proxy.wireguard_addr()
+        if addr:
+            names = ", ".join(d.name for d in store.devices) if store else ""
+            log.info("%s: devices connect through WireGuard on UDP %s:%d (%s)", why, addr[0], addr[1], names)
+        self._device_removals = [
+            dt.datetime.fromisoformat(d.remove_requested)
+            for d in (store.devices if store else ())
+            if d.remove_requested
+        ]
+        if self.schedule is not None:  # running: wake when a removal is due (start does this itself)
+            self._spawn(self._after_change(self.blocker.enforcement))
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -472,6 +511,7 @@ class Daemon:
                 new.state.next_change,
                 *(p.due for p in pending),
                 self.uninstall.due(cooling) if self.uninstall else None,
+                *(t + cooling for t in self._device_removals),  # status shows the trusted time then
             )
             if t is not None
         ]
