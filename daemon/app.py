@@ -36,6 +36,7 @@ from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
 from .commitment import Commitment, UninstallRequest
+from .devicepage import DevicePage
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
@@ -247,7 +248,9 @@ class Daemon:
         )
         await life.enter("blocker", _nothing, lambda: asyncio.to_thread(blocker.done))
 
-        extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
+        extra: tuple[object, ...] = (DevicePage(ca_cert, blocker.devices),)
+        if self.opts.redirect_upstream:
+            extra += (RedirectUpstream(self.opts.redirect_upstream),)
         proxy = self.proxy = Proxy(
             host, self.opts.port, self.paths.ca_dir, blocker, enf.matcher.target_hosts(), extra
         )
@@ -395,7 +398,8 @@ class Daemon:
             self.journal.event("devices", str(e))
             return
         wg = WireGuard(store.host, store.port, store.server_key, store.peers()) if store else None
-        self.blocker.devices = store.by_address() if store else {}
+        self.blocker.devices.clear()  # shared with the device page: updated in place
+        self.blocker.devices.update(store.by_address() if store else {})
         try:
             await self.proxy.set_wireguard(wg)
         except OSError as e:

@@ -26,13 +26,14 @@ from zerocontact.rules.errors import UserFacingError
 
 from .journal.schema import DEVICE_PREFIX
 from .paths import Paths, write_private
+from .proxy import SETUP_HOST
 
 __all__ = ["DEVICE_PREFIX", "Device", "DeviceError", "Devices"]
 
 DEFAULT_PORT = 51820  # WireGuard's usual port; the phone's config names it
 NETWORK = ipaddress.ip_network("10.0.0.0/24")  # tunnel addresses, as mitmproxy's WireGuard mode uses
 DNS = ipaddress.ip_address("10.0.0.53")  # answered by mitmproxy inside the tunnel (never a device)
-SETUP_ADDRESS = ipaddress.ip_address("10.0.0.1")  # the CA install page, inside the tunnel only
+SETUP_ADDRESS = ipaddress.ip_address(SETUP_HOST)  # the CA install page, inside the tunnel only
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 

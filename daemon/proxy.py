@@ -43,6 +43,8 @@ class WireGuard:
         return f"wireguard:{self.token()}@{host}:{self.port}"
 
 
+SETUP_HOST = "10.0.0.1"  # the devices' certificate page, inside the tunnel (devices.SETUP_ADDRESS)
+
 # The keys behind each WireGuard spec this process made (the spec names them by token).
 _WIREGUARD: dict[str, WireGuard] = {}
 _M = TypeVar("_M")
@@ -180,10 +182,10 @@ class Proxy:
         WireGuard server cannot listen (the loopback proxy keeps running)."""
         self.wireguard = wireguard if wireguard and wireguard.peers else None
         if self.master is None:
-            self.opts.update(mode=self._modes())
+            self.opts.update(mode=self._modes(), allow_hosts=self._allow(self.target_hosts))
             return
         modes = self._modes()
-        self.opts.update(mode=modes)
+        self.opts.update(mode=modes, allow_hosts=self._allow(self.target_hosts))
         ps = self.master.addons.get("proxyserver")
         await ps.servers.update([mode_specs.ProxyMode.parse(m) for m in modes])
         bad = [s for s in ps.servers if not s.is_running]
@@ -200,10 +202,11 @@ class Proxy:
                 return str(a[0]), int(a[1])
         return None
 
-    @staticmethod
-    def _allow(hosts: list[str]) -> list[str]:
-        # Nothing targeted: decrypt nothing (a pattern that can never match a "host:port").
-        return [allow_pattern(h) for h in hosts] or [r"^$"]
+    def _allow(self, hosts: list[str]) -> list[str]:
+        # Nothing targeted: decrypt nothing (a pattern that can never match a "host:port"). With
+        # devices, their setup page's address is read too (answered only to them: devicepage).
+        setup = [rf"^{re.escape(SETUP_HOST)}:80$"] if self.wireguard else []
+        return [allow_pattern(h) for h in hosts] + setup or [r"^$"]
 
     def retarget(self, hosts: list[str]) -> None:
         """Decrypt exactly these hosts from now on (new connections)."""

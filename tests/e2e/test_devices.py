@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from zctest.e2e import ZC, _Origin, self_signed, start_daemon
 from zctest.support import need_tool, wait_for
 
@@ -205,6 +207,15 @@ def test_a_phone_through_the_tunnel_gets_the_block_page_and_the_journal_names_it
             )
             # its own certificate (curl trusts only that one): not decrypted, passed on untouched
             assert passed.returncode == 0 and passed.stdout == "origin says hi /hello", passed.stderr
+            setup = curl_in(net, "http://10.0.0.1/")  # the certificate page, inside the tunnel only
+            assert setup.returncode == 0 and 'data-zerocontact="device-setup"' in setup.stdout, setup.stderr
+            assert "One more step on phone" in setup.stdout
+            crt = curl_in(net, "-o", str(tmp_path / "phone.crt"), "http://10.0.0.1/zerocontact.crt")
+            assert crt.returncode == 0 and (
+                tmp_path / "phone.crt"
+            ).read_bytes() == x509.load_pem_x509_certificate(d.ca.read_bytes()).public_bytes(
+                serialization.Encoding.DER
+            )
 
         def logged() -> list[tuple[str, str]] | None:
             with contextlib.closing(sqlite3.connect(state / "journal.sqlite3")) as con:
