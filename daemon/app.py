@@ -42,6 +42,7 @@ from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
 from .pac import PacServer, pac
 from .paths import Paths, system_mode
+from .pinning import PinnedApps
 from .proxy import Proxy, WireGuard
 from .reloader import RulesFileWatcher
 from .schedule import Timers
@@ -248,7 +249,10 @@ class Daemon:
         )
         await life.enter("blocker", _nothing, lambda: asyncio.to_thread(blocker.done))
 
-        extra: tuple[object, ...] = (DevicePage(ca_cert, blocker.devices),)
+        extra: tuple[object, ...] = (
+            DevicePage(ca_cert, blocker.devices),
+            PinnedApps(blocker.devices, self._platform_for, self._record, clock.now),
+        )
         if self.opts.redirect_upstream:
             extra += (RedirectUpstream(self.opts.redirect_upstream),)
         proxy = self.proxy = Proxy(
@@ -436,6 +440,10 @@ class Daemon:
         """The zone days are counted in: the rules' own, else this machine's (as `stats` does)."""
         rules = self.blocker.enforcement.rules if self.blocker else self.requested
         return rules.settings.timezone or self.opts.timezone
+
+    def _platform_for(self, host: str) -> str | None:
+        found = self.blocker.enforcement.matcher.platforms_for(host) if self.blocker else []
+        return found[0].name if found else None
 
     def _record(self, attempt: Attempt) -> None:
         """An attempt from the process watcher (already on the loop): into the journal's queue."""

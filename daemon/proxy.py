@@ -101,6 +101,8 @@ class _DeviceTraffic:
 
     def tls_clienthello(self, data: Any) -> None:
         c = data.context
+        if data.ignore_connection:  # passed through (pinning): it goes where the device dialled
+            return
         if is_wireguard(c.client) and data.client_hello.sni and c.server.address:
             c.server.address = (data.client_hello.sni, c.server.address[1])
 

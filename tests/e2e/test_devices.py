@@ -133,9 +133,9 @@ def curl_in(net: Net, *args: str, timeout: int = 15) -> subprocess.CompletedProc
 
 
 @contextlib.contextmanager
-def site(tmp_path: Path, ip: str) -> Iterator[tuple[int, Path]]:
-    """A non-target HTTPS site with its own certificate, on a host address behind the tunnel."""
-    cert, key = self_signed(tmp_path, "site.example")
+def site(tmp_path: Path, ip: str, name: str = "site.example") -> Iterator[tuple[int, Path]]:
+    """An HTTPS site with its own certificate for ``name``, on a host address behind the tunnel."""
+    cert, key = self_signed(tmp_path, name)
     server = http.server.ThreadingHTTPServer((ip, 0), _Origin)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -259,5 +259,46 @@ def test_a_peer_whose_key_is_not_configured_reaches_nothing(tmp_path: Path, net:
             assert r.returncode != 0 and "origin says hi" not in r.stdout
             handshakes = sh("ip", "netns", "exec", net.ns, "wg", "show", "wg0", "latest-handshakes").stdout
             assert handshakes.split()[-1] == "0"  # never a handshake with an unknown key
+    finally:
+        d.stop()
+
+
+def test_an_app_refusing_the_certificate_is_passed_through_next_time_and_journalled_once(
+    tmp_path: Path, net: Net
+) -> None:
+    """Plain curl (not trusting the CA) stands in for a pinned app: its first connection fails, the
+    next ones reach the platform's server untouched (here a local origin with its own certificate
+    for www.instagram.com); a client that greets differently is still decrypted and blocked."""
+    state = tmp_path / "state"
+    conf = add_device(state, "phone", net)
+    d = start_daemon(tmp_path, state_dir=state)
+    try:
+        wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
+        with (
+            site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert),
+            tunnel(net, conf, tmp_path),
+        ):
+            url = f"https://www.instagram.com:{port}/sam.example/"
+            resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
+            first = curl_in(net, *resolve, url)  # the system's CAs only: refuses zerocontact's certificate
+            assert first.returncode == 60, first.stderr
+            for _ in range(2):
+                again = curl_in(net, *resolve, "--cacert", str(own_cert), url)
+                assert again.returncode == 0 and again.stdout == "origin says hi /sam.example/", again.stderr
+            browser = curl_in(
+                net, *resolve, "--cacert", str(d.ca), "--tls-max", "1.2", "-w", "\n%{http_code}", url
+            )
+            assert browser.stdout.endswith("\n403"), browser.stdout + browser.stderr  # still decrypted
+
+        def apps() -> list[tuple[str, str, str]] | None:
+            with contextlib.closing(sqlite3.connect(state / "journal.sqlite3")) as con:
+                rows = con.execute(
+                    "SELECT host, process, platform FROM attempts WHERE channel = 'app'"
+                ).fetchall()
+            return rows or None
+
+        assert wait_for(apps, 10, "the app use in the journal") == [
+            ("www.instagram.com", "device phone", "instagram")
+        ]
     finally:
         d.stop()
