@@ -41,7 +41,7 @@ from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
 from .pac import PacServer, pac
-from .paths import Paths, system_mode
+from .paths import Paths, system_mode, write_private
 from .pinning import PinnedApps
 from .proxy import Proxy, WireGuard
 from .reloader import RulesFileWatcher
@@ -268,6 +268,12 @@ class Daemon:
 
         await life.enter("proxy", start_proxy, proxy.stop)
         await self.reload_devices("start")
+
+        async def unpublish_devices() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.wireguard.unlink()
+
+        await life.enter("devices record", _nothing, unpublish_devices)
         pac_port = (
             self.opts.pac_port
             if self.opts.pac_port is not None
@@ -404,23 +410,37 @@ class Daemon:
         wg = WireGuard(store.host, store.port, store.server_key, store.peers()) if store else None
         self.blocker.devices.clear()  # shared with the device page: updated in place
         self.blocker.devices.update(store.by_address() if store else {})
+        names = [d.name for d in store.devices] if store else []
         try:
             await self.proxy.set_wireguard(wg)
         except OSError as e:
             log.error("devices: the WireGuard server cannot start (%s); devices are not protected", e)
             self.journal.event("devices", f"WireGuard server not running: {e}")
+            await self._publish_devices(None, str(e), names)
             return
         addr = self.proxy.wireguard_addr()
+        await self._publish_devices(f"{addr[0]}:{addr[1]}" if addr else None, None, names)
         if addr:
-            names = ", ".join(d.name for d in store.devices) if store else ""
-            log.info("%s: devices connect through WireGuard on UDP %s:%d (%s)", why, addr[0], addr[1], names)
+            log.info(
+                "%s: devices connect through WireGuard on UDP %s:%d (%s)",
+                why,
+                addr[0],
+                addr[1],
+                ", ".join(names),
+            )
         self._device_removals = [
             dt.datetime.fromisoformat(d.remove_requested)
             for d in (store.devices if store else ())
             if d.remove_requested
         ]
-        if self.schedule is not None:  # running: wake when a removal is due (start does this itself)
-            self._spawn(self._after_change(self.blocker.enforcement))
+        # the next _after_change wakes the daemon when a removal is due (at start, and on SIGHUP the
+        # rules reload that follows), so its trusted time is published then; never a second one
+        # running beside it (both would write the same state files)
+
+    async def _publish_devices(self, listening: str | None, error: str | None, names: list[str]) -> None:
+        """What the devices get now, for ``doctor`` (``wireguard.json``)."""
+        text = json.dumps({"listening": listening, "error": error, "devices": names})
+        await asyncio.to_thread(write_private, self.paths.wireguard, text)
 
     def request_stop(self) -> None:
         self._stopped.set()

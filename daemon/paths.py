@@ -28,6 +28,7 @@ PENDING = "pending.json"
 STARTED = "started.json"
 UNINSTALL_REQUEST = "uninstall-requested.json"  # a loosening like any other: it waits (commitment)
 DEVICES = "devices.json"  # WireGuard keys of the person's phones and tablets (0600)
+WIREGUARD = "wireguard.json"  # what the running daemon serves to devices (for doctor), removed at stop
 DEVICES_DIR = "devices"  # each device's client config and its QR code (0600: they hold its key)
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
 
@@ -103,6 +104,10 @@ class Paths:
     @property
     def devices(self) -> Path:
         return self.state_dir / DEVICES
+
+    @property
+    def wireguard(self) -> Path:
+        return self.state_dir / WIREGUARD
 
     @property
     def devices_dir(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import os
 import socket
 import sqlite3
@@ -223,6 +224,9 @@ def test_a_phone_through_the_tunnel_gets_the_block_page_and_the_journal_names_it
             return rows or None
 
         assert wait_for(logged, 10, "the attempt in the journal") == [("Sam", "device phone")]
+        doctor = doctor_checks(state)
+        assert doctor["devices"]["status"] == "ok" and "for phone" in doctor["devices"]["detail"]
+        assert "wireguard" not in doctor  # listening where the config says, not on loopback
         log = subprocess.run(
             [ZC, "log", "--device", "phone", "--state-dir", str(state)], capture_output=True, text=True
         )
@@ -235,6 +239,13 @@ def test_a_phone_through_the_tunnel_gets_the_block_page_and_the_journal_names_it
         assert other.returncode == 0 and "Sam" not in other.stdout
     finally:
         d.stop()
+    stopped = doctor_checks(state)["devices"]
+    assert stopped["status"] == "fail" and "not protected" in stopped["detail"]
+
+
+def doctor_checks(state: Path) -> dict[str, dict[str, str]]:
+    r = subprocess.run([ZC, "doctor", "--json", "--state-dir", str(state)], capture_output=True, text=True)
+    return {c["name"]: c for c in json.loads(r.stdout)["checks"]}
 
 
 def test_a_peer_whose_key_is_not_configured_reaches_nothing(tmp_path: Path, net: Net) -> None:
