@@ -184,7 +184,7 @@ class Daemon:
         self.uninstall: UninstallRequest | None = None
         self.proxy_addr: tuple[str, int] = (opts.host, opts.port)
         self.last_reload = ReloadStatus()
-        self._device_removals: list[dt.datetime] = []  # `devices remove` asked during a block
+        self._device_removals: list[tuple[str, dt.datetime]] = []  # `devices remove` asked in a block
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
 
     @property
@@ -429,7 +429,7 @@ class Daemon:
                 ", ".join(names),
             )
         self._device_removals = [
-            dt.datetime.fromisoformat(d.remove_requested)
+            (d.name, dt.datetime.fromisoformat(d.remove_requested))
             for d in (store.devices if store else ())
             if d.remove_requested
         ]
@@ -543,7 +543,7 @@ class Daemon:
                 new.state.next_change,
                 *(p.due for p in pending),
                 self.uninstall.due(cooling) if self.uninstall else None,
-                *(t + cooling for t in self._device_removals),  # status shows the trusted time then
+                *(t + cooling for _, t in self._device_removals),  # status shows the trusted time then
             )
             if t is not None
         ]
@@ -598,7 +598,17 @@ class Daemon:
             people=people,
             apps=apps,
             next_transition=enf.state.next_change.isoformat() if enf.state.next_change else None,
-            pending=[PendingStatus(**p) for p in self.commitment.pending_view()] + self._uninstall_view(enf),
+            pending=[PendingStatus(**p) for p in self.commitment.pending_view()]
+            + self._uninstall_view(enf)
+            + [
+                PendingStatus(
+                    change=f"remove the device {name}",
+                    key=f"device:{name}",
+                    since=t.isoformat(),
+                    applies_at=(t + enf.rules.lock.cooling_off).isoformat(),
+                )
+                for name, t in self._device_removals
+            ],
             cooling_off_seconds=enf.rules.lock.cooling_off.total_seconds(),
             last_reload=self.last_reload,
             clock=ClockReport(

@@ -39,8 +39,8 @@ class WireGuard:
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def spec(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"wireguard:{self.token()}@{host}:{self.port}"
+        # mitmproxy splits "@HOST:PORT" at the last colon, so an IPv6 host goes unbracketed
+        return f"wireguard:{self.token()}@{self.host}:{self.port}"
 
 
 SETUP_HOST = "10.0.0.1"  # the devices' certificate page, inside the tunnel (devices.SETUP_ADDRESS)

@@ -138,6 +138,7 @@ def remove(name: str, cancel: bool, state_dir: Path | None) -> None:
         if cancel:
             if dev.remove_requested:
                 devmod.save(paths, store.with_request(name, None))
+                _tell_daemon(paths)  # its status no longer shows the removal pending
             click.echo(
                 f"the removal of {name} is withdrawn: it stays protected"
                 if dev.remove_requested
@@ -158,8 +159,10 @@ def remove(name: str, cancel: bool, state_dir: Path | None) -> None:
             )
             return
         if asked is None:
-            asked = now
-            devmod.save(paths, store.with_request(name, now))
+            # the daemon publishes its trusted time only when something changes, so it may lag: the
+            # wait starts at the later of it and this clock (a clock moved forward only lengthens it)
+            asked = max(now, dt.datetime.now(dt.UTC))
+            devmod.save(paths, store.with_request(name, asked))
             _tell_daemon(paths)  # it wakes when the removal is due, so its trusted time is there then
     when = (asked + cooling).astimezone().strftime("%a %d %b %H:%M")
     click.echo(

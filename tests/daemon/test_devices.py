@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mitmproxy_rs
 import pytest
+from mitmproxy.proxy import mode_specs
 
 from zerocontact.daemon import devices as devmod
 from zerocontact.daemon.paths import Paths
@@ -71,4 +72,5 @@ def test_the_wireguard_spec_changes_with_the_peers_and_never_shows_a_key() -> No
     two = WireGuard("10.1.1.1", 51820, key, ("peerA", "peerB"))
     assert one.spec() != two.spec()  # mitmproxy restarts the server with the new peers
     assert key not in one.spec() and one.spec().endswith("@10.1.1.1:51820")
-    assert WireGuard("fd00::1", 1, key, ()).spec().endswith("@[fd00::1]:1")
+    v6 = mode_specs.ProxyMode.parse(WireGuard("fd00::1", 1, key, ("p",)).spec())
+    assert (v6.custom_listen_host, v6.custom_listen_port) == ("fd00::1", 1)  # as mitmproxy reads it

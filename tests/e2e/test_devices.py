@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from zctest.e2e import ZC, _Origin, self_signed, start_daemon
+from zctest.e2e import ZC, _Origin, chromium, nss_home, self_signed, start_daemon
 from zctest.support import need_tool, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -311,5 +311,40 @@ def test_an_app_refusing_the_certificate_is_passed_through_next_time_and_journal
         assert wait_for(apps, 10, "the app use in the journal") == [
             ("www.instagram.com", "device phone", "instagram")
         ]
+    finally:
+        d.stop()
+
+
+@pytest.mark.browser
+def test_chromium_on_the_phone_gets_the_block_page(tmp_path: Path, net: Net) -> None:
+    """Headless Chromium inside the namespace, trusting the CA as Chrome on Android trusts a user CA;
+    every name but the target's resolves to nothing inside Chromium, so it asks no DNS server."""
+    state = tmp_path / "state"
+    conf = add_device(state, "phone", net)
+    d = start_daemon(tmp_path, state_dir=state)
+    try:
+        wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
+        home = nss_home(tmp_path, d.ca)
+        with tunnel(net, conf, tmp_path):
+            args = chromium(
+                tmp_path,
+                home,
+                f"--host-resolver-rules=MAP www.instagram.com {NOWHERE}, MAP * ~NOTFOUND",
+                "--disable-quic",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                SAM,
+            )
+            r = subprocess.run(
+                ["ip", "netns", "exec", net.ns, *args],
+                capture_output=True,
+                text=True,
+                timeout=90,
+                env={**os.environ, "HOME": str(home)},
+            )
+        assert 'data-zerocontact="blocked"' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+        with contextlib.closing(sqlite3.connect(state / "journal.sqlite3")) as con:
+            rows = con.execute("SELECT process FROM attempts WHERE channel = 'web'").fetchall()
+        assert ("device phone",) in rows
     finally:
         d.stop()

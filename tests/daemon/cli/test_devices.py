@@ -94,7 +94,7 @@ def test_remove_without_a_block_is_immediate(tmp_path: Path) -> None:
 
 
 def test_remove_during_a_block_waits_out_the_cooling_off(tmp_path: Path) -> None:
-    rules = RULES.replace("[[person]]", '[lock]\ncooling_off = "3s"\n\n[[person]]', 1)
+    rules = RULES.replace("[[person]]", '[lock]\ncooling_off = "5s"\n\n[[person]]', 1)
     d = start_daemon(tmp_path, rules)
     state = str(d.state)
     try:
@@ -113,6 +113,14 @@ def test_remove_during_a_block_waits_out_the_cooling_off(tmp_path: Path) -> None
         r = zc("devices", "remove", "phone", "--state-dir", state)
         assert r.returncode == 3 and "waits out your cooling-off" in r.stdout, r.stdout + r.stderr
         assert zc("devices", "remove", "phone", "--state-dir", state).returncode == 3  # too soon
+        wait_for(
+            lambda: any(
+                p["key"] == "device:phone" and "remove the device phone" in p["change"]
+                for p in json.loads(zc("status", "--json", "--state-dir", state).stdout)["pending"]
+            ),
+            10,
+            "status to show the pending removal",
+        )
         assert "removal asked" in zc("devices", "list", "--state-dir", state).stdout
         assert zc("devices", "remove", "phone", "--cancel", "--state-dir", state).returncode == 0
         assert "removal asked" not in zc("devices", "list", "--state-dir", state).stdout
