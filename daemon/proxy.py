@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import re
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ class _DeviceTraffic:
     - A decrypted connection is named by its TLS server name, not the IP the device dialled: the
       certificate mitmproxy makes then carries only DNS names, which the name-constrained CA permits
       (it excludes every IP address), and the platform is reached by name, as in regular mode.
+    - Nothing on this computer's loopback is reachable from a device (the tunnel would otherwise
+      let a phone open this machine's local-only services, the daemon's own among them).
     - QUIC (UDP 443) is refused: mitmproxy passes UDP it does not decrypt through untouched, so a
       phone's browser would reach a targeted platform over HTTP/3 unseen; refused, browsers fall
       back to TCP, where the usual rules apply.
@@ -105,6 +108,17 @@ class _DeviceTraffic:
             return
         if is_wireguard(c.client) and data.client_hello.sni and c.server.address:
             c.server.address = (data.client_hello.sni, c.server.address[1])
+
+    def server_connect(self, data: Any) -> None:
+        if not is_wireguard(data.client) or not data.server.address:
+            return
+        host = str(data.server.address[0]).strip("[]")
+        try:
+            local = ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+        except ValueError:
+            local = host.lower().rstrip(".") in ("localhost", "localhost.localdomain")
+        if local:
+            data.server.error = "zerocontact: a device cannot reach this computer's loopback"
 
     def udp_start(self, flow: Any) -> None:
         if is_wireguard(flow.client_conn) and flow.server_conn.address and flow.server_conn.address[1] == 443:

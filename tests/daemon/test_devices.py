@@ -74,3 +74,23 @@ def test_the_wireguard_spec_changes_with_the_peers_and_never_shows_a_key() -> No
     assert key not in one.spec() and one.spec().endswith("@10.1.1.1:51820")
     v6 = mode_specs.ProxyMode.parse(WireGuard("fd00::1", 1, key, ("p",)).spec())
     assert (v6.custom_listen_host, v6.custom_listen_port) == ("fd00::1", 1)  # as mitmproxy reads it
+
+
+def test_a_device_cannot_reach_this_computers_loopback() -> None:
+    from types import SimpleNamespace
+
+    from zerocontact.daemon.proxy import _DeviceTraffic
+
+    wg, regular = mode_specs.ProxyMode.parse("wireguard"), mode_specs.ProxyMode.parse("regular")
+
+    def connect(mode: mode_specs.ProxyMode, host: str) -> str | None:
+        data = SimpleNamespace(
+            client=SimpleNamespace(proxy_mode=mode), server=SimpleNamespace(address=(host, 80), error=None)
+        )
+        _DeviceTraffic().server_connect(data)
+        return data.server.error  # type: ignore[no-any-return]
+
+    for host in ("127.0.0.1", "127.8.9.1", "::1", "0.0.0.0", "localhost"):
+        assert connect(wg, host) is not None, host
+    assert connect(wg, "10.214.1.1") is None and connect(wg, "www.example.org") is None
+    assert connect(regular, "127.0.0.1") is None  # the computer's own clients are not devices
