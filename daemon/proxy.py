@@ -196,7 +196,12 @@ class Proxy:
     async def set_wireguard(self, wireguard: WireGuard | None) -> None:
         """Serve these devices from now on (none: stop the WireGuard server); raises OSError when the
         WireGuard server cannot listen (the loopback proxy keeps running)."""
-        self.wireguard = wireguard if wireguard and wireguard.peers else None
+        wireguard = wireguard if wireguard and wireguard.peers else None
+        if self.master is not None and wireguard == self.wireguard and self.wireguard_addr():
+            return  # unchanged and running: mitmproxy is not touched
+        if self.master is not None and wireguard is None and self.wireguard is None:
+            return
+        self.wireguard = wireguard
         if self.master is None:
             self.opts.update(mode=self._modes(), allow_hosts=self._allow(self.target_hosts))
             return
