@@ -40,17 +40,20 @@ from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
 from . import ca, notify, sdnotify
+from . import devices as devmod
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
 from .commitment import Commitment, UninstallRequest
+from .devicepage import DevicePage
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
 from .journal.reader import kept_state
 from .notify import Notifier
 from .pac import PacServer, pac, proxy_address
-from .paths import Paths, os_problem, system_mode
-from .proxy import Proxy
+from .paths import Paths, os_problem, system_mode, write_private
+from .pinning import PinnedApps
+from .proxy import Proxy, WireGuard
 from .reloader import RulesFileWatcher
 from .rulesfile import RulesFileError, read_rules_file
 from .schedule import RECONCILE_SECONDS, Timers
@@ -244,6 +247,7 @@ class Daemon:
         self._publishing = asyncio.Lock()
         self._journal_watch: asyncio.Task[None] | None = None
         self._started = False  # every part started (a failed start is not a stop to note)
+        self._device_removals: list[tuple[str, dt.datetime]] = []  # `devices remove` asked in a block
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
 
     @property
@@ -333,7 +337,12 @@ class Daemon:
 
         await life.enter("notifier", start_notifier, lambda: asyncio.to_thread(notifier.stop))
 
-        extra = (RedirectUpstream(self.opts.redirect_upstream),) if self.opts.redirect_upstream else ()
+        extra: tuple[object, ...] = (
+            DevicePage(ca_cert, blocker.devices),
+            PinnedApps(blocker.devices, self._platform_for, self._record, clock.now),
+        )
+        if self.opts.redirect_upstream:
+            extra += (RedirectUpstream(self.opts.redirect_upstream),)
         proxy = self.proxy = Proxy(
             host, self.opts.port, self.paths.ca_dir, blocker, enf.matcher.target_hosts(), extra
         )
@@ -346,6 +355,13 @@ class Daemon:
             blocker.proxy_port = self.proxy_addr[1]
 
         await life.enter("proxy", start_proxy, proxy.stop)
+        await self.reload_devices("start")
+
+        async def unpublish_devices() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.wireguard.unlink()
+
+        await life.enter("devices record", _nothing, unpublish_devices)
         pac_port = (
             self.opts.pac_port
             if self.opts.pac_port is not None
@@ -488,7 +504,7 @@ class Daemon:
         else:
             hup = getattr(signal, "SIGHUP", None)  # none on Windows: the file watcher reloads anyway
             if hup is not None:
-                loop.add_signal_handler(hup, lambda: self._spawn(self.reload_from_disk("SIGHUP")))
+                loop.add_signal_handler(hup, lambda: self._spawn(self._hangup()))
         await self.start()  # a failed start has stopped what it started, and raises
         try:
             await self._stopped.wait()
@@ -496,6 +512,57 @@ class Daemon:
             sdnotify.notify("STOPPING=1")
             log.info("stopping")
             await self.stop()
+
+    async def _hangup(self) -> None:
+        """SIGHUP: re-read the rules file and the devices (``devices add``/``remove`` send it)."""
+        await self.reload_devices("SIGHUP")
+        await self.reload_from_disk("SIGHUP")
+
+    async def reload_devices(self, why: str) -> None:
+        """Serve the devices in ``devices.json`` through WireGuard. A damaged store or a busy port is
+        logged and journalled, and the computer's own protection keeps running."""
+        if self.proxy is None or self.blocker is None:
+            return
+        try:
+            store = await asyncio.to_thread(devmod.load, self.paths)
+        except devmod.DeviceError as e:
+            log.error("devices: %s; devices are not protected until it is fixed", e)
+            self.journal.event("devices", str(e))
+            return
+        wg = WireGuard(store.host, store.port, store.server_key, store.peers()) if store else None
+        self.blocker.devices.clear()  # shared with the device page: updated in place
+        self.blocker.devices.update(store.by_address() if store else {})
+        names = [d.name for d in store.devices] if store else []
+        try:
+            await self.proxy.set_wireguard(wg)
+        except OSError as e:
+            log.error("devices: the WireGuard server cannot start (%s); devices are not protected", e)
+            self.journal.event("devices", f"WireGuard server not running: {e}")
+            await self._publish_devices(None, str(e), names)
+            return
+        addr = self.proxy.wireguard_addr()
+        await self._publish_devices(f"{addr[0]}:{addr[1]}" if addr else None, None, names)
+        if addr:
+            log.info(
+                "%s: devices connect through WireGuard on UDP %s:%d (%s)",
+                why,
+                addr[0],
+                addr[1],
+                ", ".join(names),
+            )
+        self._device_removals = [
+            (d.name, dt.datetime.fromisoformat(d.remove_requested))
+            for d in (store.devices if store else ())
+            if d.remove_requested
+        ]
+        # the next _after_change wakes the daemon when a removal is due (at start, and on SIGHUP the
+        # rules reload that follows), so its trusted time is published then; never a second one
+        # running beside it (both would write the same state files)
+
+    async def _publish_devices(self, listening: str | None, error: str | None, names: list[str]) -> None:
+        """What the devices get now, for ``doctor`` (``wireguard.json``)."""
+        text = json.dumps({"listening": listening, "error": error, "devices": names})
+        await asyncio.to_thread(write_private, self.paths.wireguard, text)
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -515,6 +582,10 @@ class Daemon:
         """The zone days are counted in: the rules' own, else this machine's (as `stats` does)."""
         rules = self.blocker.enforcement.rules if self.blocker else self.requested
         return rules.settings.timezone or self.opts.timezone
+
+    def _platform_for(self, host: str) -> str | None:
+        found = self.blocker.enforcement.matcher.platforms_for(host) if self.blocker else []
+        return found[0].name if found else None
 
     def _record(self, attempt: Attempt) -> None:
         """An attempt from the process watcher (already on the loop): into the journal's queue."""
@@ -635,6 +706,7 @@ class Daemon:
                 new.state.next_change,
                 *(p.due for p in pending),
                 self.uninstall.due(cooling) if self.uninstall else None,
+                *(t + cooling for _, t in self._device_removals),  # status shows the trusted time then
             )
             if t is not None
         ]
@@ -738,7 +810,17 @@ class Daemon:
             apps=apps,
             next_transition=enf.state.next_change.isoformat() if enf.state.next_change else None,
             next_change=change_words(enf.rules, enf.state, self.commitment.started),
-            pending=[PendingStatus(**p) for p in self.commitment.pending_view()] + self._uninstall_view(enf),
+            pending=[PendingStatus(**p) for p in self.commitment.pending_view()]
+            + self._uninstall_view(enf)
+            + [
+                PendingStatus(
+                    change=f"remove the device {name}",
+                    key=f"device:{name}",
+                    since=t.isoformat(),
+                    applies_at=(t + enf.rules.lock.cooling_off).isoformat(),
+                )
+                for name, t in self._device_removals
+            ],
             cooling_off_seconds=enf.rules.lock.cooling_off.total_seconds(),
             last_reload=self.last_reload,
             clock=ClockReport(

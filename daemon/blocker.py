@@ -33,6 +33,7 @@ from zerocontact.rules.response import json_objects
 from .attempts import DayCount, Looks, is_navigation
 from .blockpage import HEADERS_API, HEADERS_HTML, NOTE_PATH, Pages, describe, refusal
 from .clientproc import process_for
+from .devices import DEVICE_PREFIX
 from .enforcement import Enforcement
 from .journal import Attempt, Journal
 
@@ -63,6 +64,7 @@ class Blocker:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     on_date: Callable[[dt.datetime], None] | None = None  # a platform's HTTPS Date header, for the clock
     pages: Pages = field(default_factory=Pages)
+    devices: dict[str, str] = field(default_factory=dict)  # WireGuard tunnel address → device name
     _looks: Looks = field(default_factory=Looks)
     _lookups: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="zerocontact-lookup")
@@ -345,6 +347,7 @@ class Blocker:
             path=flow.request.path.split("?")[0][:500],
             rule=v.pattern or v.reason[:200],
             detail=v.reason[:500],
+            process=self._device(flow),
         )
         self._looks.open(person, platform, attempt.key, v.surface, now)
         count = self.today.add()
@@ -352,13 +355,19 @@ class Blocker:
             self._log_with_process(flow, attempt)
         return attempt.key, count, True
 
+    def _device(self, flow: http.HTTPFlow) -> str | None:
+        """'device NAME' for a request from one of the person's devices (its tunnel address)."""
+        peer = flow.client_conn.peername
+        name = self.devices.get(str(peer[0])) if peer and self.devices else None
+        return f"{DEVICE_PREFIX}{name}" if name else None
+
     def _log_with_process(self, flow: http.HTTPFlow, attempt: Attempt) -> None:
         """Queue the attempt now; find the client process off the loop and add it when known."""
         journal = self.journal
         assert journal is not None
         journal.record(attempt)
         peer = flow.client_conn.peername
-        if not peer or not self.proxy_port:
+        if not peer or not self.proxy_port or attempt.process:  # a device's attempt names the device
             return
         port, proxy_port = peer[1], self.proxy_port
 

@@ -31,6 +31,9 @@ PENDING = "pending.json"
 STARTED = "started.json"
 UNINSTALL_REQUEST = "uninstall-requested.json"  # a loosening like any other: it waits (commitment)
 START_ROOM = 16 * 1024  # what a start must be able to write: lock, daemon.json, status, clock
+DEVICES = "devices.json"  # WireGuard keys of the person's phones and tablets (0600)
+WIREGUARD = "wireguard.json"  # what the running daemon serves to devices (for doctor), removed at stop
+DEVICES_DIR = "devices"  # each device's client config and its QR code (0600: they hold its key)
 RESTART_MARKER = "restart-requested"  # written by `install --refresh`, removed by the daemon as it stops
 MANIFEST = "install.json"  # written by `zerocontact install`: what it changed (installer/ops.py)
 SYSTEM_CONFIG_DIR = Path("/etc/zerocontact")
@@ -128,6 +131,18 @@ class Paths:
     @property
     def uninstall_request(self) -> Path:
         return self.state_dir / UNINSTALL_REQUEST
+
+    @property
+    def devices(self) -> Path:
+        return self.state_dir / DEVICES
+
+    @property
+    def wireguard(self) -> Path:
+        return self.state_dir / WIREGUARD
+
+    @property
+    def devices_dir(self) -> Path:
+        return self.state_dir / DEVICES_DIR
 
     @property
     def restart_marker(self) -> Path:

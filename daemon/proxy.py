@@ -8,14 +8,121 @@ end-to-end test catches drift when mitmproxy is upgraded.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import ipaddress
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import mitmproxy_rs
 from mitmproxy import addons, master, options
+from mitmproxy.proxy import mode_servers, mode_specs
 
 log = logging.getLogger("zerocontact.proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class WireGuard:
+    """mitmproxy's WireGuard mode for the person's devices: the one listener off loopback, on an
+    address the user chose (``devices add --endpoint``), open only to the peers' keys."""
+
+    host: str
+    port: int
+    server_key: str
+    peers: tuple[str, ...]
+
+    def token(self) -> str:
+        """Names these keys in the mode spec (never the keys themselves: specs are shown and logged);
+        a changed peer list is a new spec, so mitmproxy restarts the server with it."""
+        text = "\n".join((self.server_key, *self.peers))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def spec(self) -> str:
+        # mitmproxy splits "@HOST:PORT" at the last colon, so an IPv6 host goes unbracketed
+        return f"wireguard:{self.token()}@{self.host}:{self.port}"
+
+
+SETUP_HOST = "10.0.0.1"  # the devices' certificate page, inside the tunnel (devices.SETUP_ADDRESS)
+
+# The keys behind each WireGuard spec this process made (the spec names them by token).
+_WIREGUARD: dict[str, WireGuard] = {}
+_M = TypeVar("_M")
+
+
+class _DevicesWireGuard(mode_servers.WireGuardServerInstance):
+    """mitmproxy's WireGuard server with every device as a peer. mitmproxy's own instance keeps one
+    client key in a conf file; ``start_wireguard_server`` takes a list of peers, so this one passes
+    them all. A spec that is not one of ours behaves exactly as mitmproxy's."""
+
+    # keep mitmproxy's registry of instance classes untouched at class creation (it would refuse
+    # a second class for "wireguard"); the one registration is done explicitly below
+    __orig_bases__ = (Generic[_M],)  # type: ignore[index]
+
+    async def _start(self) -> None:
+        wg = _WIREGUARD.get(self.mode.data)
+        if wg is None:
+            await super()._start()
+            return
+        self.server_key, self.client_key, self.pubkey = wg.server_key, "", ""
+        await mode_servers.AsyncioServerInstance._start(self)
+
+    async def start_udp_based_server(self, host: str, port: int) -> Any:
+        wg = _WIREGUARD.get(self.mode.data)
+        if wg is None:
+            return await super().start_udp_based_server(host, port)
+        return await mitmproxy_rs.wireguard.start_wireguard_server(
+            host, port, wg.server_key, list(wg.peers), self.handle_stream, self.handle_stream
+        )
+
+    def client_conf(self) -> str | None:
+        # each device's config is made by `zerocontact devices add`, never logged by mitmproxy
+        return None if self.mode.data in _WIREGUARD else super().client_conf()
+
+
+mode_servers.ServerInstance._ServerInstance__modes["wireguard"] = _DevicesWireGuard  # type: ignore[attr-defined]
+
+
+def is_wireguard(client: Any) -> bool:
+    """Whether a client connection came through the devices' WireGuard tunnel."""
+    return isinstance(getattr(client, "proxy_mode", None), mode_specs.WireGuardMode)
+
+
+class _DeviceTraffic:
+    """What a device's connections need beyond the loopback proxy's.
+
+    - A decrypted connection is named by its TLS server name, not the IP the device dialled: the
+      certificate mitmproxy makes then carries only DNS names, which the name-constrained CA permits
+      (it excludes every IP address), and the platform is reached by name, as in regular mode.
+    - Nothing on this computer's loopback is reachable from a device (the tunnel would otherwise
+      let a phone open this machine's local-only services, the daemon's own among them).
+    - QUIC (UDP 443) is refused: mitmproxy passes UDP it does not decrypt through untouched, so a
+      phone's browser would reach a targeted platform over HTTP/3 unseen; refused, browsers fall
+      back to TCP, where the usual rules apply.
+    """
+
+    def tls_clienthello(self, data: Any) -> None:
+        c = data.context
+        if data.ignore_connection:  # passed through (pinning): it goes where the device dialled
+            return
+        if is_wireguard(c.client) and data.client_hello.sni and c.server.address:
+            c.server.address = (data.client_hello.sni, c.server.address[1])
+
+    def server_connect(self, data: Any) -> None:
+        if not is_wireguard(data.client) or not data.server.address:
+            return
+        host = str(data.server.address[0]).strip("[]")
+        try:
+            local = ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_unspecified
+        except ValueError:
+            local = host.lower().rstrip(".") in ("localhost", "localhost.localdomain")
+        if local:
+            data.server.error = "zerocontact: a device cannot reach this computer's loopback"
+
+    def udp_start(self, flow: Any) -> None:
+        if is_wireguard(flow.client_conn) and flow.server_conn.address and flow.server_conn.address[1] == 443:
+            flow.kill()
 
 
 def allow_pattern(host: str) -> str:
@@ -46,10 +153,13 @@ class Proxy:
         addon: Any,
         target_hosts: list[str],
         extra_addons: tuple[Any, ...] = (),
+        wireguard: WireGuard | None = None,
     ) -> None:
         self.extra_addons = extra_addons
+        self.regular = f"regular@{host}:{port}"
+        self.wireguard = wireguard if wireguard and wireguard.peers else None
         self.opts = options.Options(
-            listen_host=host, listen_port=port, confdir=str(confdir), mode=[f"regular@{host}:{port}"]
+            listen_host=host, listen_port=port, confdir=str(confdir), mode=self._modes()
         )
         self.addon = addon
         self.target_hosts = target_hosts
@@ -67,7 +177,7 @@ class Proxy:
             upstream_cert=False,
         )
         ready = _Ready()
-        m.addons.add(self.addon, *self.extra_addons, ready)
+        m.addons.add(self.addon, *self.extra_addons, _DeviceTraffic(), ready)
         self._task = asyncio.create_task(m.run(), name="mitmproxy")
         waiter = asyncio.create_task(ready.event.wait())
         await asyncio.wait([self._task, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -81,10 +191,47 @@ class Proxy:
         addr = ps.listen_addrs()[0]
         return str(addr[0]), int(addr[1])
 
-    @staticmethod
-    def _allow(hosts: list[str]) -> list[str]:
-        # Nothing targeted: decrypt nothing (a pattern that can never match a "host:port").
-        return [allow_pattern(h) for h in hosts] or [r"^$"]
+    def _modes(self) -> list[str]:
+        if self.wireguard is None:
+            return [self.regular]
+        _WIREGUARD[self.wireguard.token()] = self.wireguard
+        return [self.regular, self.wireguard.spec()]
+
+    async def set_wireguard(self, wireguard: WireGuard | None) -> None:
+        """Serve these devices from now on (none: stop the WireGuard server); raises OSError when the
+        WireGuard server cannot listen (the loopback proxy keeps running)."""
+        wireguard = wireguard if wireguard and wireguard.peers else None
+        if self.master is not None and wireguard == self.wireguard and self.wireguard_addr():
+            return  # unchanged and running: mitmproxy is not touched
+        if self.master is not None and wireguard is None and self.wireguard is None:
+            return
+        self.wireguard = wireguard
+        if self.master is None:
+            self.opts.update(mode=self._modes(), allow_hosts=self._allow(self.target_hosts))
+            return
+        modes = self._modes()
+        self.opts.update(mode=modes, allow_hosts=self._allow(self.target_hosts))
+        ps = self.master.addons.get("proxyserver")
+        await ps.servers.update([mode_specs.ProxyMode.parse(m) for m in modes])
+        bad = [s for s in ps.servers if not s.is_running]
+        if bad:
+            raise OSError("; ".join(str(s.last_exception) for s in bad))
+
+    def wireguard_addr(self) -> tuple[str, int] | None:
+        """Where the devices' WireGuard server listens, when it runs."""
+        if self.master is None or self.wireguard is None:
+            return None
+        for s in self.master.addons.get("proxyserver").servers:
+            if isinstance(s.mode, mode_specs.WireGuardMode) and s.is_running and s.listen_addrs:
+                a = s.listen_addrs[0]
+                return str(a[0]), int(a[1])
+        return None
+
+    def _allow(self, hosts: list[str]) -> list[str]:
+        # Nothing targeted: decrypt nothing (a pattern that can never match a "host:port"). With
+        # devices, their setup page's address is read too (answered only to them: devicepage).
+        setup = [rf"^{re.escape(SETUP_HOST)}:80$"] if self.wireguard else []
+        return [allow_pattern(h) for h in hosts] + setup or [r"^$"]
 
     def retarget(self, hosts: list[str]) -> None:
         """Decrypt exactly these hosts from now on (new connections)."""

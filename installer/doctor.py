@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import json
 import os
 import socket
@@ -346,6 +347,52 @@ def check_runtime(
     return out
 
 
+def check_devices(state: Path, start: str) -> list[Check]:
+    """The devices' side (``devices add``): the WireGuard server listening where their configs say,
+    for every device. Nothing when there are none. (mitmproxy_rs does not report handshake times,
+    so the last handshake per device is not shown.)"""
+    store = read_json(state / paths.DEVICES)
+    names = [str(d.get("name")) for d in store.get("devices", []) if isinstance(d, dict)] if store else []
+    if not store or not names:
+        return []
+    where = f"{store.get('host')}:{store.get('port')}"
+    served = read_json(state / paths.WIREGUARD)
+    if served is None:
+        return [
+            Check("devices", FAIL, f"{', '.join(names)} are not protected: the daemon is not running", start)
+        ]
+    if served.get("error") or not served.get("listening"):
+        fix = "free the port, or choose another: zerocontact devices add NAME --port N (then re-import)"
+        return [Check("devices", FAIL, f"the WireGuard server is not running: {served.get('error')}", fix)]
+    missing = [n for n in names if n not in served.get("devices", [])]
+    if missing:
+        return [
+            Check("devices", WARN, f"the daemon does not know {', '.join(missing)} yet", "zerocontact reload")
+        ]
+    host, _, port = str(served["listening"]).rpartition(":")
+    out = [Check("devices", OK, f"WireGuard on UDP {served['listening']} for {', '.join(names)}")]
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((host.strip("[]"), int(port)))  # binding succeeds only if nothing listens there
+        out.append(Check("wireguard", FAIL, f"nothing listens on UDP {served['listening']}", start))
+    except OSError:
+        pass
+    try:
+        loopback = ipaddress.ip_address(str(store.get("host"))).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        out.append(
+            Check(
+                "wireguard",
+                WARN,
+                f"devices are told to connect to {where}, a loopback address no phone can reach",
+                "zerocontact devices add NAME --endpoint <this computer's LAN address>",
+            )
+        )
+    return out
+
+
 def check_quic(ctx: Context, steps: Sequence[Step]) -> Check:
     """QUIC (HTTP/3) would bypass a TCP proxy: it must be off by policy."""
     if any(s.name == "policy-chromium" for s in steps):
@@ -412,6 +459,7 @@ def doctor(
         state = ctx.at(ctx.state_dir)
         runtime, status = read_json(state / paths.RUNTIME), Status.read(state / paths.STATUS)
         checks += check_runtime(ctx, runtime, status, current if current is not None else ctx.hosts)
+        checks += check_devices(state, "start zerocontact (the service, or `zerocontact run`)")
     else:
         checks.append(Check("daemon", SKIP, "staging root: the daemon, proxy, PAC and clock are not checked"))
     checks.append(check_ca(ctx if installed else dataclasses.replace(ctx, hosts=tuple(current or ()))))

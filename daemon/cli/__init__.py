@@ -1,8 +1,8 @@
 """The ``zerocontact`` command: a group whose commands are found by name in one table.
 
 Each family lives in its own module (``rules`` and ``explain``; the service: ``run``, ``ca``,
-``status``, ``reload``; review: ``log`` … ``forget``; and install/uninstall/doctor, which belong to
-``zerocontact.installer.cli``). A command's module is imported only when that command runs, so
+``status``, ``reload``; review: ``log`` … ``forget``; ``devices``; and install/uninstall/doctor,
+which belong to ``zerocontact.installer.cli``). A command's module is imported only when that command runs, so
 ``rules check`` never loads mitmproxy, and the daemon never imports the installer: the table below
 names the installer's commands as strings, the one place the two layers meet.
 """
@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "report": "zerocontact.daemon.cli.review:report_cmd",
     "export": "zerocontact.daemon.cli.review:export_cmd",
     "forget": "zerocontact.daemon.cli.review:forget_cmd",
+    "devices": "zerocontact.daemon.cli.devices:devices",
     "install": "zerocontact.installer.cli:install_cmd",
     "uninstall": "zerocontact.installer.cli:uninstall_cmd",
     "doctor": "zerocontact.installer.cli:doctor_cmd",

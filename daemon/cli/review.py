@@ -24,7 +24,7 @@ import tomli
 from .. import paths as pathmod
 from ..journal.forget import count_before, forget
 from ..journal.reader import Filters, read_attempts, reading
-from ..journal.schema import parse_stored
+from ..journal.schema import DEVICE_PREFIX, parse_stored
 from ..review import export, periods, report, words
 from ..review.periods import ReviewError
 from ..review.stats import Stats, compute_stats
@@ -201,6 +201,8 @@ def _log_lines(rows: Iterator[dict[str, Any]], tz: zoneinfo.ZoneInfo) -> Iterato
             yield f"{'When':<16}  {'Person':<12} {'Platform':<10} {'Surface':<9} {'Channel':<7} What"
         when = parse_stored(r["time"]).astimezone(tz)
         extra = f"  ({r['requests']} requests)" if (r["requests"] or 1) > 1 else ""
+        if (r["process"] or "").startswith(DEVICE_PREFIX):  # one of the person's devices
+            extra += f"  on {_clean(r['process'].removeprefix(DEVICE_PREFIX))}"
         yield (
             f"{when:%Y-%m-%d %H:%M}  {_clean(r['person'], 12):<12} {_clean(r['platform'], 10):<10} "
             f"{_clean('+'.join(export.surfaces(r)) or None, 9):<9} {_clean(r['channel'], 7):<7} "
@@ -279,6 +281,7 @@ tz_opt = click.option(
 @click.option("--platform", multiple=True, help="Only this platform, e.g. instagram (repeatable).")
 @click.option("--surface", multiple=True, help="Only this surface, e.g. stories (repeatable).")
 @click.option("--channel", multiple=True, help="Only this channel: web, app or bypass (repeatable).")
+@click.option("--device", multiple=True, help="Only attempts on this device (`devices list`; repeatable).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many attempts.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 @tz_opt
@@ -290,6 +293,7 @@ def log_cmd(
     platform: tuple[str, ...],
     surface: tuple[str, ...],
     channel: tuple[str, ...],
+    device: tuple[str, ...],
     limit: int | None,
     as_json: bool,
     tz_name: str | None,
@@ -301,7 +305,7 @@ def log_cmd(
         tz = _zone(tz_name, p)
         s, u = period(since, until, tz, dt.datetime.now(dt.UTC))
         who = resolve(p.journal, person)
-        f = Filters(s, u, who, platform, surface, channel)
+        f = Filters(s, u, who, platform, surface, channel, device)
         rows = read_attempts(p.journal, f, limit, on_damage=warn) if who or not person else iter(())
         n = 0
         with _pipe_safe():

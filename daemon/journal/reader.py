@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import JournalError
 from .files import open_readonly
-from .schema import FORGOTTEN_KEY, REVIEW_INDEX, iso, iso_ms, parse_stored
+from .schema import DEVICE_PREFIX, FORGOTTEN_KEY, REVIEW_INDEX, iso, iso_ms, parse_stored
 
 log = logging.getLogger("zerocontact.journal")
 
@@ -207,6 +207,7 @@ class Filters:
     platform: tuple[str, ...] = ()
     surface: tuple[str, ...] = ()
     channel: tuple[str, ...] = ()
+    device: tuple[str, ...] = ()  # device names (``devices add``); their attempts name them in process
 
     def _columns(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         return (
@@ -214,6 +215,7 @@ class Filters:
             ("platform", tuple(v.lower() for v in self.platform)),
             ("surface", tuple(v.lower() for v in self.surface)),
             ("channel", tuple(v.lower() for v in self.channel)),
+            ("process", tuple(DEVICE_PREFIX + v.lower() for v in self.device)),
         )
 
     def where(self) -> tuple[str, list[Any]]:
@@ -242,7 +244,15 @@ class Filters:
 
     @property
     def any(self) -> bool:
-        return bool(self.since or self.until or self.person or self.platform or self.surface or self.channel)
+        return bool(
+            self.since
+            or self.until
+            or self.person
+            or self.platform
+            or self.surface
+            or self.channel
+            or self.device
+        )
 
 
 def _select(

@@ -87,6 +87,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
+# An attempt from one of the person's devices (a WireGuard peer) has "device NAME" in ``process``:
+# no process is known on a phone, and device names cannot look like "name (pid)" (no parentheses).
+DEVICE_PREFIX = "device "
+
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 # meta key: attempts before this UTC instant were forgotten, so days before it are unknown, not empty
