@@ -515,8 +515,10 @@ class Daemon:
 
     async def _hangup(self) -> None:
         """SIGHUP: re-read the rules file and the devices (``devices add``/``remove`` send it)."""
-        await self.reload_devices("SIGHUP")
-        await self.reload_from_disk("SIGHUP")
+        try:
+            await self.reload_devices("SIGHUP")
+        finally:  # the rules are re-read whatever happened to the devices
+            await self.reload_from_disk("SIGHUP")
 
     async def reload_devices(self, why: str) -> None:
         """Serve the devices in ``devices.json`` through WireGuard. A damaged store or a busy port is
@@ -562,7 +564,10 @@ class Daemon:
     async def _publish_devices(self, listening: str | None, error: str | None, names: list[str]) -> None:
         """What the devices get now, for ``doctor`` (``wireguard.json``)."""
         text = json.dumps({"listening": listening, "error": error, "devices": names})
-        await asyncio.to_thread(write_private, self.paths.wireguard, text)
+        try:
+            await asyncio.to_thread(write_private, self.paths.wireguard, text)
+        except OSError as e:  # a full or read-only state dir: the devices are served all the same
+            log.warning("devices: cannot write %s: %s", self.paths.wireguard, os_problem(e))
 
     def request_stop(self) -> None:
         self._stopped.set()

@@ -65,7 +65,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     ).stdout.strip()
     subprocess.run([git, "clone", "--quiet", "--no-checkout", str(ROOT), str(clone)], check=True)
     subprocess.run([git, "-C", str(clone), "checkout", "--quiet", head], check=True)
-    pip_cache = request.config.cache.mkdir("first-hour-pip") if request.config.cache else base / "pip"
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    pip_cache = cache.mkdir("first-hour-pip") if cache else base / "pip"
     env = {
         # what a login shell has: no XDG variables (the defaults under HOME apply), no venv
         "HOME": str(home),

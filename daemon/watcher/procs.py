@@ -132,15 +132,18 @@ def user_name(uid: int) -> str:
 
 
 # --- the process list --------------------------------------------------------------------------------
-def last_pid() -> int | None:
-    """Linux: the PID most recently handed out in this PID namespace (``/proc/loadavg``'s last field).
+def last_pid() -> tuple[int, int] | None:
+    """Linux: the PID most recently handed out in this PID namespace and the number of tasks
+    (``/proc/loadavg``'s last two fields).
 
-    Unchanged between two polls means no process (or thread) was created, so the PID list need not
-    be read: an idle poll costs one small read.
+    Both unchanged between two polls means no process (or thread) was created and none ended, so
+    the PID list need not be read: an idle poll costs one small read. (The last PID alone would
+    miss an exit on a quiet machine until something else started.)
     """
     data = _read("/proc/loadavg")
     try:
-        return int(data.split()[4]) if data else None
+        fields = data.split() if data else []
+        return int(fields[4]), int(fields[3].split(b"/")[1])
     except (ValueError, IndexError):
         return None
 
@@ -188,7 +191,7 @@ class ProcessTable:
         self._gone = gone
         self._known: dict[int, tuple[float, str]] = {}  # pid → (create time, name)
         self._stamps: dict[int, bytes] = {}  # pid → stat_stamp() when last inspected (Linux)
-        self._last_pid: int | None = None
+        self._last_pid: tuple[int, int] | None = None
         self._listing: list[str] | None = None
         self._young: dict[int, tuple[float, Signature]] = {}
 
