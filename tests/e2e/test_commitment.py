@@ -144,61 +144,45 @@ def test_block_lifts_exactly_at_until_and_stopping_during_a_block_is_noted(
     assert rows == [("bypass", "the service was stopped while blocking Sam")]
 
 
-def test_libfaketime_faking_every_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
-    """libfaketime also fakes CLOCK_BOOTTIME and CLOCK_MONOTONIC (its default): the daemon's boot
-    clock would say 57 years passed. The kernel's /proc/uptime, read as a file, is not faked."""
-    need_tool("faketime")
-    import glob
-
-    (lib,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
-    until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(microsecond=0).isoformat()
-    text = rules(extra=f"until = {until}\n")
-    d = start(tmp_path, origin, text)
-    d.stop()
-    d2 = start_daemon(
-        tmp_path,
-        rules=text,
-        name="d",
-        env={"LD_PRELOAD": lib, "FAKETIME": "+20870d"},
-        extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"),
-    )
-    try:
-        assert code(d2, SAM) == "403"
-        st = status_of(d2)
-        assert st["clock"]["trusted"] is False  # type: ignore[index]
-        assert "faked" in st["clock"]["detail"]  # type: ignore[index]
-        assert st["people"][0]["active"] is True  # type: ignore[index]
-    finally:
-        d2.stop()
-
-
-def test_a_year_jump_of_the_system_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
+def restarted_under_faketime(tmp_path: Path, origin: Origin, faketime: dict[str, str]) -> dict[str, object]:
+    """Block Sam until tomorrow, stop, restart the same daemon under libfaketime with ``faketime``;
+    check the block holds and return the restarted daemon's status."""
     need_tool("faketime")  # the package that ships libfaketime
     import glob
 
     (lib,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(microsecond=0).isoformat()
     text = rules(extra=f"until = {until}\n")
-    d = start(tmp_path, origin, text)
-    d.stop()
-    # the same daemon, restarted with the system clock a year ahead (libfaketime; monotonic and
-    # boot time stay real, as they do when someone changes the clock)
-    env = {"LD_PRELOAD": lib, "FAKETIME": "+365d", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    start(tmp_path, origin, text).stop()
     d2 = start_daemon(
         tmp_path,
         rules=text,
         name="d",
-        env=env,
+        env={"LD_PRELOAD": lib, **faketime},
         extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{origin.port}"),
     )
     try:
         assert code(d2, SAM) == "403"
         st = status_of(d2)
         assert st["clock"]["trusted"] is False  # type: ignore[index]
-        assert "moved forward" in st["clock"]["detail"]  # type: ignore[index]
         assert st["people"][0]["active"] is True  # type: ignore[index]
+        return st
     finally:
         d2.stop()
+
+
+def test_libfaketime_faking_every_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
+    """libfaketime also fakes CLOCK_BOOTTIME and CLOCK_MONOTONIC (its default): the daemon's boot
+    clock would say 57 years passed. The kernel's /proc/uptime, read as a file, is not faked."""
+    st = restarted_under_faketime(tmp_path, origin, {"FAKETIME": "+20870d"})
+    assert "faked" in st["clock"]["detail"]  # type: ignore[index]
+
+
+def test_a_year_jump_of_the_system_clock_does_not_lift_the_block(tmp_path: Path, origin: Origin) -> None:
+    # the system clock a year ahead; monotonic and boot time stay real, as when someone sets the clock
+    env = {"FAKETIME": "+365d", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    st = restarted_under_faketime(tmp_path, origin, env)
+    assert "moved forward" in st["clock"]["detail"]  # type: ignore[index]
 
 
 def test_sigkill_during_a_block_is_journalled_at_the_next_start(tmp_path: Path, origin: Origin) -> None:
