@@ -254,6 +254,12 @@ def free_port() -> int:
 def start_mitmdump(work: Path, origin_port: int) -> Running:
     script = work / "redirect.py"
     script.write_text(MITM_SCRIPT.format(port=origin_port))
+    return launch_mitmdump(work, script)
+
+
+def launch_mitmdump(work: Path, script: Path) -> Running:
+    """Plain mitmdump on a free loopback port with the options zerocontact's Proxy sets (so both do
+    equal work) and ``script``; ready once it listens and its CA exists (``info["ca"]``)."""
     confdir = work / "mitm-conf"
     confdir.mkdir(exist_ok=True)
     from zerocontact.daemon.proxy import allow_pattern
@@ -271,7 +277,6 @@ def start_mitmdump(work: Path, origin_port: int) -> Running:
                 str(port),
                 "--set",
                 f"confdir={confdir}",
-                # the options zerocontact's Proxy sets, so both do equal work
                 "--set",
                 "connection_strategy=lazy",
                 "--set",
@@ -293,7 +298,9 @@ def start_mitmdump(work: Path, origin_port: int) -> Running:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                return Running(proc, ("127.0.0.1", port), {}, time.perf_counter() - t0)
+                ca = confdir / "mitmproxy-ca-cert.pem"
+                if ca.exists():
+                    return Running(proc, ("127.0.0.1", port), {"ca": str(ca)}, time.perf_counter() - t0)
             time.sleep(0.005)
         proc.kill()
         proc.wait()

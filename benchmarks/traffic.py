@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from typing import Any
 import psutil
 
 from benchmarks import bodies
-from benchmarks.__main__ import MITMDUMP, Running, free_port, pct, r3, rss_mb, start_daemon
+from benchmarks.__main__ import Running, launch_mitmdump, pct, r3, rss_mb, start_daemon
 from benchmarks.clients import make
 
 HOST = "www.instagram.com"
@@ -181,51 +180,7 @@ def start_mitm(work: Path, origin_port: int, page: bytes, headers: dict[str, str
             port=origin_port, page=str(work / "page.html"), headers=str(work / "page-headers.json")
         )
     )
-    confdir = work / "mitm-conf"
-    confdir.mkdir(exist_ok=True)
-    from zerocontact.daemon.proxy import allow_pattern
-
-    for _ in range(5):
-        port = free_port()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [
-                MITMDUMP,
-                "-q",
-                "--listen-host",
-                "127.0.0.1",
-                "--listen-port",
-                str(port),
-                "--set",
-                f"confdir={confdir}",
-                "--set",
-                "connection_strategy=lazy",
-                "--set",
-                "http3=false",
-                "--set",
-                "block_global=true",
-                "--set",
-                "upstream_cert=false",
-                "--allow-hosts",
-                allow_pattern("instagram.com"),
-                "--allow-hosts",
-                allow_pattern("x.com"),
-                "-s",
-                str(script),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                ca = confdir / "mitmproxy-ca-cert.pem"
-                if ca.exists():
-                    return Running(proc, ("127.0.0.1", port), {"ca": str(ca)}, time.perf_counter() - t0)
-            time.sleep(0.01)
-        proc.kill()
-        proc.wait()
-    raise SystemExit("mitmdump did not start")
+    return launch_mitmdump(work, script)
 
 
 # -- load ---------------------------------------------------------------------------------------------
