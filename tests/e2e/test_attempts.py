@@ -4,7 +4,6 @@ curl without browser headers, and the block page's "today" agreeing with `stats`
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import shutil
 import sqlite3
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from zctest.e2e import ZC, Daemon, _serve, open_browser, start_daemon
+from zctest.e2e import ZC, Daemon, daemon_with_origin, open_browser, start_daemon
 from zctest.support import need_tool, wait_for
 
 pytestmark = [pytest.mark.e2e]
@@ -38,29 +37,16 @@ calls(30, 'load').then(() => {{
 </script></body></html>""".encode()
 
 
-class _Feed(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body, kind = (FEED, "text/html") if self.path == "/" else (b"{}", "application/json")
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _feed(path: str) -> tuple[bytes, dict[str, str]]:
+    if path == "/":
+        return FEED, {"Content-Type": "text/html"}
+    return b"{}", {"Content-Type": "application/json"}
 
 
 @pytest.fixture
 def feed_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    _serve(server)
-    d = start_daemon(
-        tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{server.server_address[1]}")
-    )
-    yield d
-    d.stop()
-    server.shutdown()
+    with daemon_with_origin(tmp_path, _feed) as d:
+        yield d
 
 
 def web_attempts(d: Daemon) -> list[tuple[str, str, int]]:

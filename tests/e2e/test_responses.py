@@ -4,15 +4,13 @@ arrive byte for byte as the origin sent them; bodies that do still teach ids tha
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from zctest.e2e import Daemon, start_daemon
+from zctest.e2e import Daemon, daemon_with_origin
 from zctest.support import benchmark_module, need_tool
 
 bodies = benchmark_module("bodies")  # the platform-shaped bodies the benchmarks use
@@ -29,29 +27,15 @@ PAGES: dict[str, tuple[bytes, dict[str, str]]] = {
 }
 
 
-class _Pages(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body, headers = PAGES[self.path]
-        self.send_response(200)
-        for k, v in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _page(path: str) -> tuple[bytes, dict[str, str]]:
+    body, headers = PAGES[path]
+    return body, {"Content-Type": "application/json; charset=utf-8", **headers}
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.server_address[1]
-    d = start_daemon(tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{port}"))
-    yield d
-    d.stop()
-    server.shutdown()
+    with daemon_with_origin(tmp_path, _page) as d:
+        yield d
 
 
 def fetch(d: Daemon, out: Path, url: str, *args: str) -> tuple[int, bytes]:

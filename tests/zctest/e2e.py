@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,3 +276,34 @@ def journal_rows(d: Daemon) -> list[sqlite3.Row]:
         return con.execute("SELECT * FROM attempts ORDER BY id").fetchall()
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def daemon_with_origin(
+    tmp_path: Path, answer: Callable[[str], tuple[bytes, dict[str, str]]]
+) -> Iterator[Daemon]:
+    """A daemon whose allowed www.instagram.com requests go to a local origin that answers each
+    path with ``answer(path)``: (body, headers)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body, headers = answer(self.path)
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    _serve(server)
+    port = server.server_address[1]
+    d = start_daemon(tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{port}"))
+    try:
+        yield d
+    finally:
+        d.stop()
+        server.shutdown()
