@@ -55,6 +55,7 @@ def toml_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
     return {f.metadata["toml"]: f for f in dataclasses.fields(cls) if "toml" in f.metadata}
 
 
+@functools.lru_cache(maxsize=1024)  # exact Fraction arithmetic is slow, and rules repeat "90d" per person
 def parse_duration(text: str) -> dt.timedelta:
     """``"90d"``, ``"24h"``, ``"1d12h"``, ``"30m"`` → timedelta; ValueError with a hint otherwise."""
     s = text.strip().replace(" ", "")
@@ -293,6 +294,8 @@ def plain_value(value: Any) -> str:
 
 
 def _typed(ctx: _Ctx, key: str, value: Any, types: type | tuple[type, ...], what: str) -> bool:
+    if type(value) is types:  # the common case, asked ~40 times per person: no tuple, no bool check
+        return True
     # bool is an int in Python; a TOML boolean is never a number here.
     wanted = types if isinstance(types, tuple) else (types,)
     if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, types):

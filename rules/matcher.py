@@ -6,6 +6,7 @@ depends on the platform's handful of patterns, never on how many people or handl
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -89,6 +90,26 @@ def _key_glob(key: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in key.split("*")))
 
 
+class _Terms:
+    """A platform's search terms, sorted, with who each names: the terms a typed query begins."""
+
+    def __init__(self, named: dict[str, set[str]]) -> None:
+        self._terms = sorted(named)
+        self._names = [named[t] for t in self._terms]
+
+    def beginning(self, query: str) -> set[str]:
+        """Who a query names: every term it begins once it is ``SEARCH_PREFIX_MIN`` long, else an
+        equal term only (a three-letter handle is found when typed whole)."""
+        out: set[str] = set()
+        i = bisect.bisect_left(self._terms, query)
+        while i < len(self._terms) and self._terms[i].startswith(query):
+            if len(query) < SEARCH_PREFIX_MIN and self._terms[i] != query:
+                break  # sorted: the equal term, if any, came first
+            out |= self._names[i]
+            i += 1
+        return out
+
+
 class Matcher:
     """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
 
@@ -112,32 +133,27 @@ class Matcher:
         self._members: dict[str, tuple[str, ...]] = {
             p: tuple(sorted({n for names in m.values() for n in names})) for p, m in self._ids.items()
         }
-        self._search: dict[str, dict[str, set[str]]] = {}
+        # Typeahead: a query matches every term it begins (from SEARCH_PREFIX_MIN characters on). The
+        # terms are kept sorted and bisected, not expanded into every prefix: 10,000 people would be
+        # half a million prefix entries, most of a second to build at start.
+        self._search: dict[str, _Terms] = {}
         # Whole terms only: a word beside search filters or after an operator is a submitted search, not
         # typeahead, so "same lang:en" is not a look for samexample.
         self._whole: dict[str, dict[str, set[str]]] = {}
         for pname, table in self._ids.items():
-            idx = self._search.setdefault(pname, {})
             whole = self._whole.setdefault(pname, {})
             for value, who in table.items():
-                self._add_search(idx, value, who)
                 whole.setdefault(norm_search(value), set()).update(who)
             for name in self._members[pname]:
                 for term in self._people[name].search_terms:
-                    self._add_search(idx, term, (name,))
                     whole.setdefault(norm_search(term), set()).add(name)
+            self._search[pname] = _Terms(whole)
         self._hosts: dict[str, list[Platform]] = {}
         for plat in self.platforms.values():
             for h in plat.hosts:
                 self._hosts.setdefault(h, []).append(plat)
         self._learned: dict[str, dict[str, tuple[str, ...]]] = {}
         self.generation = 0  # bumped by every learned id: what was compiled from identifiers() is stale
-
-    @staticmethod
-    def _add_search(idx: dict[str, set[str]], term: str, names: Iterable[str]) -> None:
-        t = norm_search(term)
-        for n in range(min(SEARCH_PREFIX_MIN, len(t)), len(t) + 1):
-            idx.setdefault(t[:n], set()).update(names)
 
     # -- the host index -------------------------------------------------------------------------
     def platforms_for(self, host: str) -> list[Platform]:
@@ -358,8 +374,11 @@ class Matcher:
         return None
 
     def _searched(self, platform: str, text: str, whole: bool = False) -> tuple[str, ...]:
-        index = self._whole if whole else self._search
-        return tuple(sorted(index.get(platform, {}).get(norm_search(text), ())))
+        q = norm_search(text)
+        if whole:
+            return tuple(sorted(self._whole.get(platform, {}).get(q, ())))
+        terms = self._search.get(platform)
+        return tuple(sorted(terms.beginning(q))) if terms else ()
 
     @staticmethod
     def _required(pat: Pattern, req: Request) -> bool:

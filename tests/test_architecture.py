@@ -27,7 +27,6 @@ COVERED_ELSEWHERE = {
     "zerocontact.daemon.proxy": "every e2e test runs the real proxy (tests/e2e/)",
     "zerocontact.daemon.blockpage": "tests/daemon/test_blocker.py and tests/e2e/test_browser.py",
     "zerocontact.daemon.paths": "every test that resolves a state dir; tests/daemon/test_app.py",
-    "zerocontact.daemon.commitment": "tests/e2e/test_commitment.py and tests/daemon/test_app.py",
     "zerocontact.daemon.journal.errors": "every journal test that checks an error names the file",
     "zerocontact.rules.errors": "tests/rules/test_loader.py (every located problem)",
     "zerocontact.rules.locate": "tests/rules/test_loader.py (line and column of each problem)",

@@ -63,10 +63,28 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 def test_a_file_over_the_bound_is_refused_and_one_at_it_is_read(tmp_path: Path) -> None:
     big = tmp_path / "big.toml"
     big.write_bytes(b"#" * (MAX_BYTES + 1))
-    with pytest.raises(RulesFileError, match=r"big.toml is larger than 1 MiB: a rules file is a few"):
+    with pytest.raises(RulesFileError, match=r"big.toml is larger than 8 MiB: a rules file is a few"):
         read_rules_file(big)
     big.write_bytes(b"#" * MAX_BYTES)
     assert len(read_rules_file(big)) == MAX_BYTES
+
+
+def test_rules_for_ten_thousand_people_are_within_the_bound(tmp_path: Path) -> None:
+    """The bound must not refuse the scale the rules promise (issue 12: 10,000 people, each with two
+    Instagram accounts, an X handle, a block list, a duration and a reason, ~2 MB)."""
+    from zerocontact.rules import load
+
+    people = (
+        f'[[person]]\nname = "Person {i}"\n'
+        f'accounts = {{ instagram = ["p{i}.example", "{10**9 + i}"], x = "p{i}ex" }}\n'
+        'block = ["profile", "stories", "posts", "search"]\nfor = "90d"\n'
+        f'why = "Healing, number {i}. Every day without looking is a day for me."\n'
+        for i in range(10_000)
+    )
+    path = tmp_path / "rules.toml"
+    path.write_text("".join(people))
+    assert path.stat().st_size > 2 << 20
+    assert len(load(read_rules_file(path), str(path)).people) == 10_000
 
 
 def test_a_missing_file_is_file_not_found(tmp_path: Path) -> None:
