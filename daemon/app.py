@@ -40,7 +40,7 @@ except ImportError:  # Windows: InstanceLock uses msvcrt there
 from zerocontact.rules import RulesError, Ruleset, load
 from zerocontact.rules.errors import UserFacingError
 
-from . import ca, notify, sdnotify
+from . import ca, memory, notify, sdnotify
 from . import devices as devmod
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
@@ -652,6 +652,8 @@ class Daemon:
         can produce), what is in force stays, the problem is logged once and published in
         ``status``, and the next run tries again."""
         assert self.blocker is not None and self.clock is not None
+        # the bodies of the last 30 s are freed but still resident (glibc's arenas): give them back
+        await asyncio.to_thread(memory.give_back)
         self.clock.check()
         old = self.blocker.enforcement
         try:

@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import signal
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -174,6 +176,32 @@ def test_the_requests_of_one_page_load_fold_into_one_waiting_entry(tmp_path: Pat
     assert query(path, "SELECT requests, last_time, note FROM attempts") == [
         (50, "2026-03-01T21:00:00.048Z", "just once more")
     ]
+
+
+def test_a_burst_of_repeats_shares_commits_and_still_reaches_the_disk_unasked(tmp_path: Path) -> None:
+    """Bumps alone gather for ``BUMP_GROUP_SECONDS``: repeats of two looks arriving at 200 a second
+    for 1.5 s, alternating (so that none folds into the entry before it), take a handful of
+    transactions, not one each; and they are on disk without anyone calling ``flush``."""
+    path = tmp_path / "journal.sqlite3"
+    commits: list[str] = []
+
+    def trace(con: sqlite3.Connection) -> None:
+        con.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+
+    j = Journal(path, on_connect=trace)
+    j.start()
+    first, second = j.record(attempt(0)), j.record(attempt(1))
+    assert j.flush()
+    before = len(commits)
+    pace = threading.Event()  # never set: its wait is the interval between two requests
+    for i in range(150):
+        j.bump(first, T0 + dt.timedelta(milliseconds=i))
+        j.bump(second, T0 + dt.timedelta(seconds=1, milliseconds=i))
+        pace.wait(0.01)
+    wait_for(lambda: query(path, "SELECT requests FROM attempts ORDER BY id") == [(151,), (151,)], timeout=10)
+    # 1.5 s of repeats: ~8 groups of 0.2 s; one commit per repeat would be 150 or more
+    assert len(commits) - before <= 20, len(commits) - before
+    j.close()
 
 
 def test_a_really_full_filesystem_is_survived_too(tmp_path: Path) -> None:
