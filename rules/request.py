@@ -226,6 +226,13 @@ def walk_dicts(obj: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
 
 def resolve(obj: dict[str, Any], dotted: str) -> list[str]:
     """Scalar values at a dotted key path (``core.screen_name``) below one JSON object."""
+    if "." not in dotted:  # most keys: asked of every object of a decoded body, so kept short
+        v = obj.get(dotted) if isinstance(obj, dict) else None
+        if v is None:
+            return []
+        if isinstance(v, list):
+            return [_scalar(x) for x in v if _is_scalar(x)]
+        return [_scalar(v)] if _is_scalar(v) else []
     cur: list[Any] = [obj]
     for part in dotted.split("."):
         nxt: list[Any] = []
