@@ -17,12 +17,12 @@ import logging
 import time
 import zoneinfo
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from zerocontact.rules import Matcher, Request, Verdict
 from zerocontact.rules.policy import entry_key
@@ -42,6 +42,9 @@ log = logging.getLogger("zerocontact.proxy")
 # bytes a character) that is under 5 KB. Anything larger is refused before it is parsed, since
 # parsing a 40 MB form of ten million fields held the proxy's loop for about 20 s.
 NOTE_BODY_LIMIT = 16 * 1024
+
+
+MAX_CONNECTIONS_REMEMBERED = 1000
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Blocker:
     _inspector: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="zerocontact-inspect")
     )
+    # a client connection's process, looked up once: every attempt on a keep-alive connection comes
+    # from the same process, and a reload storm would otherwise queue a full socket scan per reload
+    _procs: dict[str, Future[str | None]] = field(default_factory=dict)
     _filters: dict[str, tuple[Matcher, int, Prefilter]] = field(default_factory=dict)
     _last_page: tuple[tuple[str, int, str, str | None] | None, str] = (None, "")
     blocked: int = 0
@@ -369,15 +375,26 @@ class Blocker:
         peer = flow.client_conn.peername
         if not peer or not self.proxy_port or attempt.process:  # a device's attempt names the device
             return
-        port, proxy_port = peer[1], self.proxy_port
+        conn = flow.client_conn.id
+        found = self._procs.get(conn)
+        if found is None:
+            try:
+                found = self._lookups.submit(process_for, peer[1], self.proxy_port)
+            except RuntimeError:  # shutting down: the attempt is logged without it
+                return
+            if len(self._procs) >= MAX_CONNECTIONS_REMEMBERED:  # disconnects normally keep it small
+                self._procs.pop(next(iter(self._procs)))
+            self._procs[conn] = found
+        key = attempt.key
 
-        def lookup() -> None:
-            name = process_for(port, proxy_port)
-            if name:
-                journal.set_process(attempt.key, name)
+        def named(done: Future[str | None]) -> None:  # at once if known, else in the lookup thread
+            if not done.cancelled() and done.exception() is None and (name := done.result()):
+                journal.set_process(key, name)
 
-        with contextlib.suppress(RuntimeError):  # shutting down: the attempt is logged without it
-            self._lookups.submit(lookup)
+        found.add_done_callback(named)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._procs.pop(client.id, None)
 
     def _block(self, flow: http.HTTPFlow, v: Verdict) -> None:
         self.blocked += 1

@@ -94,6 +94,32 @@ def test_listens_on_loopback_only_and_serves_pac(daemon: Daemon) -> None:
 
 
 @pytest.mark.e2e
+def test_every_attempt_on_one_connection_names_its_process(daemon: Daemon) -> None:
+    """The client process is looked up once per connection (a reload storm on a keep-alive
+    connection would otherwise queue a socket scan per reload), and each attempt still names it."""
+    host, port = daemon.proxy.rsplit(":", 1)
+    nav = (
+        b"GET http://www.instagram.com/sam.example/ HTTP/1.1\r\n"
+        b"Host: www.instagram.com\r\nAccept: text/html\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as s:
+        for n in (1, 2, 3):  # three navigations: three attempts
+            s.sendall(nav)
+            got = b""
+            while b"</html>" not in got.lower():
+                chunk = s.recv(65536)
+                assert chunk, got[:200]
+                got += chunk
+            assert got.startswith(b"HTTP/1.1 403")
+            wait_for(lambda n=n: len(journal_rows(daemon)) == n, 10, f"attempt {n} to be written")
+        wait_for(
+            lambda: all(r["process"] for r in journal_rows(daemon)), 10, "every attempt to name its process"
+        )
+    assert {r["process"] for r in journal_rows(daemon)} == {journal_rows(daemon)[0]["process"]}
+    assert f"({os.getpid()})" in journal_rows(daemon)[0]["process"]
+
+
+@pytest.mark.e2e
 def test_attempts_are_journalled_once_per_burst_with_note(daemon: Daemon) -> None:
     # this test process is the client of the first request, and keeps its connection open
     host, port = daemon.proxy.rsplit(":", 1)
