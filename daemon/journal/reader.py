@@ -498,7 +498,8 @@ class JournalReader:
     def per_device(self, start: dt.datetime, end: dt.datetime, who: tuple[str, ...]) -> dict[str, int]:
         """Attempts in [start, end) on each of the person's devices (device name → count; the
         computer's own are not counted here). With the device index (schema 5): a few seeks per
-        device on an index of only the devices' rows; on an older journal, a scan of the period."""
+        device and person on an index of only the devices' rows; on an older journal, a scan of the
+        period."""
         con = self.con
         lo, hi = iso(start), iso(end)
         people = _person_sql(who)
@@ -514,13 +515,13 @@ class JournalReader:
             ).fetchall()
         else:
             base = f"FROM attempts INDEXED BY {DEVICE_INDEX} WHERE {DEVICE_CONDITION}"
+            count = f"SELECT count(*) {base} AND process = ? AND person IS ? AND time >= ? AND time < ?"
             rows = []
             v = con.execute(f"SELECT min(process) {base}").fetchone()[0]
             while v is not None:
-                n = con.execute(
-                    f"SELECT count(*) {base} AND process = ? AND time >= ? AND time < ?{people}",
-                    (v, lo, hi, *who),
-                ).fetchone()[0]
+                n = 0
+                for person in who or self._people_on(base, v):
+                    n += con.execute(count, (v, person, lo, hi)).fetchone()[0]
                 rows.append((v, n))
                 v = con.execute(f"SELECT min(process) {base} AND process > ?", (v,)).fetchone()[0]
         for process, n in rows:
@@ -529,6 +530,18 @@ class JournalReader:
             if n and not _PID_SUFFIX.search(name):
                 counts[name] = counts.get(name, 0) + int(n)
         return counts
+
+    def _people_on(self, base: str, process: str) -> Iterator[str | None]:
+        """The people (and None) of one device's attempts: a skip-scan of the device index."""
+        con = self.con
+        if con.execute(f"SELECT 1 {base} AND process = ? AND person IS NULL LIMIT 1", (process,)).fetchone():
+            yield None
+        v = con.execute(f"SELECT min(person) {base} AND process = ?", (process,)).fetchone()[0]
+        while v is not None:
+            yield v
+            v = con.execute(
+                f"SELECT min(person) {base} AND process = ? AND person > ?", (process, v)
+            ).fetchone()[0]
 
     def totals(
         self, start: dt.datetime, end: dt.datetime, who: tuple[str, ...], *, expected: int

@@ -58,7 +58,7 @@ DEVICE_SEEN_TABLE_SQL = "CREATE TABLE device_seen (device TEXT PRIMARY KEY, time
 DEVICE_INDEX = "attempts_device"
 DEVICE_CONDITION = f"process LIKE '{DEVICE_PREFIX}%'"
 DEVICE_INDEX_SQL = (
-    f"CREATE INDEX IF NOT EXISTS {DEVICE_INDEX} ON attempts (process, time) WHERE {DEVICE_CONDITION}"
+    f"CREATE INDEX IF NOT EXISTS {DEVICE_INDEX} ON attempts (process, person, time) WHERE {DEVICE_CONDITION}"
 )
 
 # The current schema, for a new journal. A change here needs a step in MIGRATIONS.

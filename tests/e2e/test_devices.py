@@ -224,8 +224,15 @@ def test_a_phone_through_the_tunnel_gets_the_block_page_and_the_journal_names_it
             return rows or None
 
         assert wait_for(logged, 10, "the attempt in the journal") == [("Sam", "device phone")]
-        doctor = doctor_checks(state)
+
+        def connected() -> dict[str, dict[str, str]] | None:
+            checks = doctor_checks(state)
+            return checks if "device phone" in checks else None
+
+        doctor = wait_for(connected, 10, "doctor to show the phone's latest connection")
         assert doctor["devices"]["status"] == "ok" and "for phone" in doctor["devices"]["detail"]
+        connection = doctor["device phone"]  # the latest connection, as the daemon journalled it
+        assert connection["status"] == "ok" and "last connection through the tunnel" in connection["detail"]
         assert "wireguard" not in doctor  # listening where the config says, not on loopback
         log = subprocess.run(
             [ZC, "log", "--device", "phone", "--state-dir", str(state)], capture_output=True, text=True

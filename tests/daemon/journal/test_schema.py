@@ -135,10 +135,11 @@ def test_a_version_4_journal_gains_the_devices_tables_and_keeps_everything(tmp_p
     plan = query(
         path,
         f"EXPLAIN QUERY PLAN SELECT count(*) FROM attempts INDEXED BY attempts_device WHERE "
-        f"{DEVICE_CONDITION} AND process = ? AND time >= ?",
+        f"{DEVICE_CONDITION} AND process = ? AND person IS ? AND time >= ?",
         "device phone",
+        "Sam",
         "2026",
     )
-    assert any("attempts_device" in str(r) for r in plan), plan
+    assert any("attempts_device (process=? AND person=? AND time>?)" in str(r) for r in plan), plan
     in_index = f"SELECT count(*) FROM attempts INDEXED BY attempts_device WHERE {DEVICE_CONDITION}"
     assert query(path, in_index) == [(1,)]  # the partial index holds the devices' attempts only
