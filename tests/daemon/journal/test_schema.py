@@ -23,6 +23,7 @@ from zerocontact.daemon.journal.reader import attempts, devices_seen, passed_thr
 from zerocontact.daemon.journal.schema import (
     DEVICE_CONDITION,
     MIGRATIONS,
+    PASSTHROUGH_TABLE_SQL,
     SCHEMA_VERSION,
     iso,
     iso_ms,
@@ -110,14 +111,16 @@ def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: 
     assert keys(path)[-1] == "waiting" and len(keys(path)) == 5
 
 
-def test_a_version_4_journal_gains_the_devices_tables_and_keeps_everything(tmp_path: Path) -> None:
-    """4 → 5: what a device's pinned apps and last connection need, and the per-device index."""
+def test_a_journal_from_before_the_devices_step_gains_its_tables_and_keeps_everything(tmp_path: Path) -> None:
+    """4 → 5: what a device's pinned apps and last connection need, and the per-device index (found
+    by its statements, so the test holds wherever the step sits among the migrations)."""
+    step = next(v for v, statements in MIGRATIONS.items() if PASSTHROUGH_TABLE_SQL in statements)
     path = v1_copy(tmp_path)
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as con:  # as zerocontact 4 left it
-        for v in (1, 2, 3):
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as con:  # as that version left it
+        for v in range(1, step):
             for statement in MIGRATIONS[v]:
                 con.execute(statement)
-        con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step),))
         con.execute("UPDATE attempts SET process = 'device phone' WHERE id = 1")
     before = all_rows(path)
     assert passed_through(path) == [] and devices_seen(path) == {}  # readers work on version 4 too
@@ -128,7 +131,7 @@ def test_a_version_4_journal_gains_the_devices_tables_and_keeps_everything(tmp_p
     assert j.flush()
     j.close()
     assert j.error is None
-    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert all_rows(path) == before
     assert passed_through(path) == [("phone", "i.instagram.com", "f1", T0, T0)]
     assert devices_seen(path) == {"phone": T0}
