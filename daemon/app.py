@@ -49,7 +49,7 @@ from .commitment import Commitment, UninstallRequest
 from .devicepage import DevicePage
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
-from .journal.reader import kept_state
+from .journal.reader import kept_state, passed_through
 from .notify import Notifier
 from .pac import PacServer, pac, proxy_address
 from .paths import Paths, os_problem, system_mode, write_private
@@ -249,6 +249,8 @@ class Daemon:
         self._journal_watch: asyncio.Task[None] | None = None
         self._started = False  # every part started (a failed start is not a stop to note)
         self._device_removals: list[tuple[str, dt.datetime]] = []  # `devices remove` asked in a block
+        self.pinned: PinnedApps | None = None
+        self._served_devices: list[str] | None = None  # the devices served so far (None: not yet)
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, so none is collected early
 
     @property
@@ -345,9 +347,18 @@ class Daemon:
 
         await life.enter("notifier", start_notifier, lambda: asyncio.to_thread(notifier.stop))
 
+        pinned = self.pinned = PinnedApps(
+            blocker.devices,
+            self._platform_for,
+            self._record,
+            clock.now,
+            journal=self.journal,
+            client_block=self._client_closed,
+            passed=await asyncio.to_thread(passed_through, self.paths.journal),
+        )
         extra: tuple[object, ...] = (
-            DevicePage(ca_cert, blocker.devices),
-            PinnedApps(blocker.devices, self._platform_for, self._record, clock.now),
+            DevicePage(ca_cert, blocker.devices, on_certificate=pinned.certificate_taken),
+            pinned,
         )
         if self.opts.redirect_upstream:
             extra += (RedirectUpstream(self.opts.redirect_upstream),)
@@ -543,6 +554,19 @@ class Daemon:
         self.blocker.devices.clear()  # shared with the device page: updated in place
         self.blocker.devices.update(store.by_address() if store else {})
         names = [d.name for d in store.devices] if store else []
+        if self.pinned is not None:
+            self.pinned.keep_only(set(names))
+        # the devices' history, in the journal: which were served at start, and each one added or
+        # removed while the daemon ran (`devices add`/`remove` tell it with SIGHUP)
+        if self._served_devices is None:
+            if names:
+                self.journal.event("devices", "served: " + ", ".join(names))
+        else:
+            for name in sorted(set(names) - set(self._served_devices)):
+                self.journal.event("device added", name)
+            for name in sorted(set(self._served_devices) - set(names)):
+                self.journal.event("device removed", name)
+        self._served_devices = names
         try:
             await self.proxy.set_wireguard(wg)
         except OSError as e:
@@ -595,6 +619,10 @@ class Daemon:
         """The zone days are counted in: the rules' own, else this machine's (as `stats` does)."""
         rules = self.blocker.enforcement.rules if self.blocker else self.requested
         return rules.settings.timezone or self.opts.timezone
+
+    def _client_closed(self, host: str) -> tuple[str, str] | None:
+        enf = self.blocker.enforcement if self.blocker else None
+        return enf.matcher.client_closed(host, enf.active) if enf else None
 
     def _platform_for(self, host: str) -> str | None:
         found = self.blocker.enforcement.matcher.platforms_for(host) if self.blocker else []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -61,11 +62,18 @@ def mobileconfig(cert: x509.Certificate) -> bytes:
 class DevicePage:
     """A mitmproxy addon answering http://10.0.0.1/ for WireGuard peers; placed before the Blocker."""
 
-    def __init__(self, ca_cert: Path, device_name: dict[str, str], pages: Pages | None = None) -> None:
+    def __init__(
+        self,
+        ca_cert: Path,
+        device_name: dict[str, str],
+        pages: Pages | None = None,
+        on_certificate: Callable[[str], None] | None = None,
+    ) -> None:
         self.cert = x509.load_pem_x509_certificate(ca_cert.read_bytes())
         self.der = self.cert.public_bytes(serialization.Encoding.DER)
         self.profile = mobileconfig(self.cert)
         self.devices = device_name  # shared with the Blocker: tunnel address → device name
+        self.on_certificate = on_certificate  # a device took the certificate (pinning.certificate_taken)
         self.template = (pages or Pages()).env.get_template("devices.html")
         cn = self.cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         self.ca_name = str(cn[0].value) if cn else "zerocontact"
@@ -76,6 +84,10 @@ class DevicePage:
         if not is_wireguard(flow.client_conn):
             return
         path = flow.request.path.split("?")[0]
+        peer = flow.client_conn.peername
+        device = self.devices.get(str(peer[0])) if peer else None
+        if path in ("/zerocontact.mobileconfig", "/zerocontact.crt") and device and self.on_certificate:
+            self.on_certificate(device)
         if path == "/zerocontact.mobileconfig":
             flow.response = http.Response.make(
                 200, self.profile, {**HEADERS, "Content-Type": "application/x-apple-aspen-config"}
@@ -91,9 +103,7 @@ class DevicePage:
                 },
             )
         else:
-            peer = flow.client_conn.peername
-            device = self.devices.get(str(peer[0]), "this device") if peer else "this device"
-            body = self.template.render(device=device, ca_name=self.ca_name)
+            body = self.template.render(device=device or "this device", ca_name=self.ca_name)
             flow.response = http.Response.make(
                 200, body, {**HEADERS, "Content-Type": "text/html; charset=utf-8"}
             )

@@ -347,10 +347,55 @@ def check_runtime(
     return out
 
 
-def check_devices(state: Path, start: str) -> list[Check]:
+def _ago(t: dt.datetime, now: dt.datetime) -> str:
+    s = max(0, int((now - t).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size:
+            n = s // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def check_device_connections(state: Path, names: Sequence[str], now: dt.datetime) -> list[Check]:
+    """Per device, its latest connection through the tunnel, as the daemon journalled it.
+
+    This stands in for the last WireGuard handshake, which cannot be shown: mitmproxy_rs keeps each
+    peer's handshake state inside its Rust WireGuard server and its Python API (``WireGuardServer``:
+    ``getsockname``, ``close``, ``wait_closed``) reports none of it, nor does it log handshakes. A
+    phone with its tunnel on opens connections all the time (DNS among them), so the latest one says
+    the same thing: whether the device is going through zerocontact."""
+    from zerocontact.daemon.journal.reader import devices_seen
+
+    seen = devices_seen(state / paths.JOURNAL)
+    out = []
+    for name in names:
+        t = seen.get(name)
+        if t is None:
+            out.append(
+                Check(
+                    f"device {name}",
+                    WARN,
+                    f"{name} has not connected through the tunnel yet",
+                    f"import {state / paths.DEVICES_DIR / (name + '.conf')} in the device's WireGuard app "
+                    "and turn the tunnel on",
+                )
+            )
+        else:
+            when = t.astimezone().strftime("%a %d %b %H:%M")
+            out.append(
+                Check(
+                    f"device {name}",
+                    OK,
+                    f"{name}: last connection through the tunnel {_ago(t, now)} ({when})",
+                )
+            )
+    return out
+
+
+def check_devices(state: Path, start: str, now: dt.datetime | None = None) -> list[Check]:
     """The devices' side (``devices add``): the WireGuard server listening where their configs say,
-    for every device. Nothing when there are none. (mitmproxy_rs does not report handshake times,
-    so the last handshake per device is not shown.)"""
+    for every device, and each device's latest connection (``check_device_connections``: the last
+    handshake is not reported by mitmproxy_rs). Nothing when there are no devices."""
     store = read_json(state / paths.DEVICES)
     names = [str(d.get("name")) for d in store.get("devices", []) if isinstance(d, dict)] if store else []
     if not store or not names:
@@ -371,6 +416,7 @@ def check_devices(state: Path, start: str) -> list[Check]:
         ]
     host, _, port = str(served["listening"]).rpartition(":")
     out = [Check("devices", OK, f"WireGuard on UDP {served['listening']} for {', '.join(names)}")]
+    out += check_device_connections(state, names, now or dt.datetime.now(dt.UTC))
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((host.strip("[]"), int(port)))  # binding succeeds only if nothing listens there

@@ -433,6 +433,16 @@ class Matcher:
     def blocks(self, person: str, surface: str, active: Collection[str] | None) -> bool:
         return self._blocks(person, surface, active)
 
+    def client_closed(self, host: str, active: Collection[str] | None) -> tuple[str, str] | None:
+        """Whose block closes the whole client of ``host``'s platform (``client`` among the blocked
+        surfaces, and in force): (person, platform), or None. For apps that cannot be decrypted,
+        which can only be let through or refused whole."""
+        for plat in self.platforms_for(host):
+            for name in self._members.get(plat.name, ()):
+                if self._blocks(name, "client", active):
+                    return name, plat.name
+        return None
+
     def frame_target(self, platform: str, objects: Iterable[Any]) -> tuple[str, str, str] | None:
         """A websocket message naming a target: (person, surface, identifier)."""
         plat = self.platforms.get(platform)

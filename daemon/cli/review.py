@@ -27,7 +27,7 @@ from ..journal.reader import Filters, read_attempts, reading
 from ..journal.schema import DEVICE_PREFIX, parse_stored
 from ..review import export, periods, report, words
 from ..review.periods import ReviewError
-from ..review.stats import Stats, compute_stats
+from ..review.stats import NONE_KEY, Stats, compute_stats
 from ..status import Status
 from .common import UserError, state_dir_option, user_errors, warn
 
@@ -158,6 +158,11 @@ def _totals(counts: dict[str, int]) -> str:
     return " · ".join(f"{_clean(k)} {v:,}" for k, v in counts.items()) or "-"
 
 
+def _devices_named(counts: dict[str, int]) -> dict[str, int]:
+    """Per-device counts as the terminal says them: the attempts on no device are this computer's."""
+    return {("this computer" if k == NONE_KEY else k): v for k, v in counts.items()}
+
+
 def stats_text(s: Stats, tz: zoneinfo.ZoneInfo, today: dt.date) -> str:
     """The terminal page for ``stats``: sentences first, then the per-day sparkline, totals and map."""
     first_day, last_day = s.per_day[0][0], s.per_day[-1][0]
@@ -187,6 +192,7 @@ def stats_text(s: Stats, tz: zoneinfo.ZoneInfo, today: dt.date) -> str:
             f"  By platform  {_totals(s.per_platform)}",
             f"  By surface   {_totals(s.per_surface)}",
             f"  By channel   {_totals(s.per_channel)}",
+            *([f"  By device    {_totals(_devices_named(s.per_device))}"] if s.per_device else []),
             "",
             "When the urge comes (local hour × weekday)",
             *_heat_rows(s),

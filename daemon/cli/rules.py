@@ -199,6 +199,7 @@ def explain(
     )
     from ..blockpage import plainly  # jinja2 with it: only explain needs it
 
+    devices = _device_names(p)
     failed = False
     for item in items:
         if isinstance(item, str):
@@ -207,14 +208,46 @@ def explain(
             continue
         text, req = item
         v = matcher.judge(req, active)
+        on_devices = _on_devices(devices, matcher, req.host, active) if devices and v.targeted else None
         if as_json:  # the technical reason stays here, for tools and bug reports
             row = {"request": text, **v.as_dict(), "says": plainly(v, active)}
+            if on_devices:
+                row["on_devices"] = on_devices
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             mark = "BLOCK" if v.block else ("CHECK" if v.needs_response else "allow")
             click.echo(f"{mark:5}  {text}\n       {plainly(v, active)}")
+            if on_devices:
+                click.echo(f"       {on_devices}")
     if failed:
         sys.exit(1)
+
+
+def _device_names(p: pathmod.Paths) -> list[str]:
+    """The person's devices (``devices add``), for what explain says about phones; [] if none."""
+    from .. import devices as devmod
+
+    try:
+        store = devmod.load(p) if p.state_dir.exists() else None
+    except devmod.DeviceError:
+        return []
+    return [d.name for d in store.devices] if store else []
+
+
+def _on_devices(devices: list[str], matcher: Matcher, host: str, active: Any) -> str:
+    """What happens to the same host on the person's devices: the browser is judged the same way;
+    an app that refuses the certificate cannot be looked into, so it is passed or refused whole."""
+    names = ", ".join(devices)
+    closed = matcher.client_closed(host, active)
+    app = (
+        f"refused whole now ({closed[0]}'s block includes the whole client)"
+        if closed
+        else "passed through untouched (it cannot be looked into; its use is logged once)"
+    )
+    return (
+        f"on {names}: the browser gets the same answer; an app that refuses zerocontact's certificate "
+        f"is {app}"
+    )
 
 
 def _explain_process(rs: Ruleset, process: str, when: dt.datetime, started: Any, as_json: bool) -> None:

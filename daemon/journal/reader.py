@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,11 +22,21 @@ from typing import Any
 
 from .errors import JournalError
 from .files import open_readonly
-from .schema import DEVICE_PREFIX, FORGOTTEN_KEY, REVIEW_INDEX, iso, iso_ms, parse_stored
+from .schema import (
+    DEVICE_CONDITION,
+    DEVICE_INDEX,
+    DEVICE_PREFIX,
+    FORGOTTEN_KEY,
+    REVIEW_INDEX,
+    iso,
+    iso_ms,
+    parse_stored,
+)
 
 log = logging.getLogger("zerocontact.journal")
 
 _MAX_ROWID = 2**63 - 1
+_PID_SUFFIX = re.compile(r" \(\d+\)$")
 LARGE = 20_000  # above this many attempts in a period, totals use the review index (when it exists)
 DAMAGED_HINT = "zerocontact log and zerocontact export still give the attempts that can be read"
 
@@ -187,6 +198,40 @@ def kept_state(path: Path) -> dict[str, str]:
     try:
         return {str(r[0]): str(r[1]) for r in con.execute("SELECT name, value FROM state")}
     except sqlite3.DatabaseError:
+        return {}
+    finally:
+        con.close()
+
+
+def passed_through(path: Path) -> list[tuple[str, str, str, dt.datetime, dt.datetime]]:
+    """The apps passed through untouched on the person's devices (``pinning``): (device, host,
+    fingerprint, since, last checked); [] when there are none or none can be read (before schema 5,
+    a missing or damaged journal: each app is then found again by its first refused connection)."""
+    try:
+        con = open_readonly(path)
+    except JournalError:
+        return []
+    try:
+        return [
+            (str(r[0]), str(r[1]), str(r[2]), parse_stored(r[3]), parse_stored(r[4]))
+            for r in con.execute("SELECT device, host, fingerprint, since, checked FROM passthrough")
+        ]
+    except (sqlite3.DatabaseError, ValueError) as e:
+        log.warning("journal: the passed-through apps in %s cannot be read (%s)", path, e)
+        return []
+    finally:
+        con.close()
+
+
+def devices_seen(path: Path) -> dict[str, dt.datetime]:
+    """When each device's latest connection came through the tunnel; {} when none is known."""
+    try:
+        con = open_readonly(path)
+    except JournalError:
+        return {}
+    try:
+        return {str(r[0]): parse_stored(r[1]) for r in con.execute("SELECT device, time FROM device_seen")}
+    except (sqlite3.DatabaseError, ValueError):
         return {}
     finally:
         con.close()
@@ -449,6 +494,54 @@ class JournalReader:
         first = self.con.execute(f"SELECT time {in_period} ORDER BY time LIMIT 1", args).fetchone()
         last = self.con.execute(f"SELECT time {in_period} ORDER BY time DESC LIMIT 1", args).fetchone()
         return (parse_stored(first[0]) if first else None), (parse_stored(last[0]) if last else None)
+
+    def per_device(self, start: dt.datetime, end: dt.datetime, who: tuple[str, ...]) -> dict[str, int]:
+        """Attempts in [start, end) on each of the person's devices (device name → count; the
+        computer's own are not counted here). With the device index (schema 5): a few seeks per
+        device and person on an index of only the devices' rows; on an older journal, a scan of the
+        period."""
+        con = self.con
+        lo, hi = iso(start), iso(end)
+        people = _person_sql(who)
+        has_index = con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (DEVICE_INDEX,)
+        ).fetchone()
+        counts: dict[str, int] = {}
+        if not has_index:
+            rows = con.execute(
+                f"SELECT process, count(*) FROM attempts WHERE {DEVICE_CONDITION} AND time >= ? AND "
+                f"time < ?{people} GROUP BY process",
+                (lo, hi, *who),
+            ).fetchall()
+        else:
+            base = f"FROM attempts INDEXED BY {DEVICE_INDEX} WHERE {DEVICE_CONDITION}"
+            count = f"SELECT count(*) {base} AND process = ? AND person IS ? AND time >= ? AND time < ?"
+            rows = []
+            v = con.execute(f"SELECT min(process) {base}").fetchone()[0]
+            while v is not None:
+                n = 0
+                for person in who or self._people_on(base, v):
+                    n += con.execute(count, (v, person, lo, hi)).fetchone()[0]
+                rows.append((v, n))
+                v = con.execute(f"SELECT min(process) {base} AND process > ?", (v,)).fetchone()[0]
+        for process, n in rows:
+            name = str(process).removeprefix(DEVICE_PREFIX)
+            # a process of this computer named "device…" reads "device x (1234)": not a device
+            if n and not _PID_SUFFIX.search(name):
+                counts[name] = counts.get(name, 0) + int(n)
+        return counts
+
+    def _people_on(self, base: str, process: str) -> Iterator[str | None]:
+        """The people (and None) of one device's attempts: a skip-scan of the device index."""
+        con = self.con
+        if con.execute(f"SELECT 1 {base} AND process = ? AND person IS NULL LIMIT 1", (process,)).fetchone():
+            yield None
+        v = con.execute(f"SELECT min(person) {base} AND process = ?", (process,)).fetchone()[0]
+        while v is not None:
+            yield v
+            v = con.execute(
+                f"SELECT min(person) {base} AND process = ? AND person > ?", (process, v)
+            ).fetchone()[0]
 
     def totals(
         self, start: dt.datetime, end: dt.datetime, who: tuple[str, ...], *, expected: int

@@ -19,7 +19,7 @@ from .errors import BadJournalFile
 
 log = logging.getLogger("zerocontact.journal")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each index is defined once: a new journal gets it from SCHEMA, an older one from the MIGRATIONS
 # step that added it. A different index needs a new name and a new step.
@@ -36,6 +36,30 @@ REVIEW_INDEX_SQL = (
 # kept here as well as in the state directory's files: the journal is the durable, integrity-checked
 # store, so a deleted or edited state file is restored from it at start (and noticed).
 STATE_TABLE_SQL = "CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL, time TEXT NOT NULL)"
+
+# An attempt from one of the person's devices (a WireGuard peer) has "device NAME" in ``process``:
+# no process is known on a phone, and device names cannot look like "name (pid)" (no parentheses).
+DEVICE_PREFIX = "device "
+
+# The person's devices (WireGuard peers), as the daemon knows them across restarts:
+# - ``passthrough``: the apps on a device that refused zerocontact's certificate (pinning), by the
+#   device, the host and the app's TLS greeting (``pinning.fingerprint``): passed through untouched
+#   from then on, after a restart too, and re-checked now and then (``checked``: when last tried).
+# - ``device_seen``: when each device's last connection came through the tunnel (``doctor``).
+PASSTHROUGH_TABLE_SQL = """CREATE TABLE passthrough (
+    device TEXT NOT NULL, host TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    since TEXT NOT NULL,               -- when the app first refused the certificate
+    checked TEXT NOT NULL,             -- when it last refused it (a re-check that failed)
+    PRIMARY KEY (device, host, fingerprint)
+)"""
+DEVICE_SEEN_TABLE_SQL = "CREATE TABLE device_seen (device TEXT PRIMARY KEY, time TEXT NOT NULL)"
+# Attempts on a device (``process`` is "device NAME") for the per-device figures of ``stats``: a
+# partial index holds only those rows, so it costs the computer's own attempts nothing.
+DEVICE_INDEX = "attempts_device"
+DEVICE_CONDITION = f"process LIKE '{DEVICE_PREFIX}%'"
+DEVICE_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {DEVICE_INDEX} ON attempts (process, person, time) WHERE {DEVICE_CONDITION}"
+)
 
 # The current schema, for a new journal. A change here needs a step in MIGRATIONS.
 SCHEMA = (
@@ -69,6 +93,9 @@ SCHEMA = (
     """CREATE TABLE events (id INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL,
                      detail TEXT NOT NULL DEFAULT '')""",
     STATE_TABLE_SQL,
+    PASSTHROUGH_TABLE_SQL,
+    DEVICE_SEEN_TABLE_SQL,
+    DEVICE_INDEX_SQL,
 )
 # MIGRATIONS[v] turns a version-v journal into version v+1; all steps run in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -85,11 +112,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "UPDATE attempts SET surfaces = COALESCE(surface, '')",
         STATE_TABLE_SQL,
     ),
+    # 4 → 5: the person's devices: apps passed through (pinning) are remembered across restarts,
+    # each device's last connection is kept for ``doctor``, and ``stats`` counts per device.
+    4: (PASSTHROUGH_TABLE_SQL, DEVICE_SEEN_TABLE_SQL, DEVICE_INDEX_SQL),
 }
-
-# An attempt from one of the person's devices (a WireGuard peer) has "device NAME" in ``process``:
-# no process is known on a phone, and device names cannot look like "name (pid)" (no parentheses).
-DEVICE_PREFIX = "device "
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 

@@ -74,6 +74,17 @@ _INSERT = (
     "ON CONFLICT (key) DO NOTHING"
 )
 
+# What the daemon keeps about the person's devices (schema.PASSTHROUGH_TABLE_SQL, DEVICE_SEEN_TABLE_SQL).
+_DEVICE_SQL = {
+    "pass": "INSERT INTO passthrough (device, host, fingerprint, since, checked) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (device, host, fingerprint) DO UPDATE SET checked = max(checked, excluded.checked)",
+    # a NULL host or fingerprint: every one of them (the device was removed, or took the certificate)
+    "unpass": "DELETE FROM passthrough WHERE device = ?1 AND (?2 IS NULL OR host = ?2) "
+    "AND (?3 IS NULL OR fingerprint = ?3)",
+    "seen": "INSERT INTO device_seen (device, time) VALUES (?, ?) "
+    "ON CONFLICT (device) DO UPDATE SET time = max(time, excluded.time)",
+}
+
 # At most this many entries wait in memory (README: "up to 100,000 attempts"): while the disk refuses
 # writes, or in a burst that outruns the writer (which takes 100,000+ attempts/s for a second; the
 # writer commits ~50,000/s). An entry is one attempt, note, process name, learned id or event; the
@@ -218,6 +229,22 @@ class Journal:
 
     def event(self, kind: str, detail: str = "") -> None:
         self._put(["event", (iso(utcnow()), kind, detail)])
+
+    def passed_through(
+        self, device: str, host: str, fingerprint: str, since: dt.datetime, checked: dt.datetime
+    ) -> None:
+        """Remember that an app on ``device`` refused the certificate for ``host`` (``pinning``)."""
+        self._put(["devices", ("pass", (device, host, fingerprint, iso(since), iso(checked)))])
+
+    def not_passed_through(
+        self, device: str, host: str | None = None, fingerprint: str | None = None
+    ) -> None:
+        """Forget passed-through apps: one (device, host, fingerprint), or every one of ``device``."""
+        self._put(["devices", ("unpass", (device, host, fingerprint))])
+
+    def device_seen(self, device: str, t: dt.datetime) -> None:
+        """The time of a device's latest connection through the tunnel."""
+        self._put(["devices", ("seen", (device, iso(t)))])
 
     def _put(self, entry: _Entry) -> None:
         with self._cv:
@@ -478,6 +505,7 @@ class Journal:
         learned: list[tuple[str, str, str, str]] = []
         events: list[tuple[str, str, str]] = []
         kept: dict[str, tuple[str, str, str]] = {}
+        device_ops: list[tuple[str, tuple[Any, ...]]] = []  # in order: a forget undoes what came before
         for kind, v in entries:
             if kind == "attempt":
                 t = iso(v.time)
@@ -503,6 +531,8 @@ class Journal:
                 events.append(v)
             elif kind == "state":
                 kept[v[0]] = v  # the last of a batch wins
+            elif kind == "devices":
+                device_ops.append(v)
         con = self._con
         assert con is not None
         con.execute("BEGIN IMMEDIATE")
@@ -540,6 +570,8 @@ class Journal:
                     "DO UPDATE SET value = excluded.value, time = excluded.time",
                     list(kept.values()),
                 )
+            for op, args in device_ops:
+                con.execute(_DEVICE_SQL[op], args)
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):

@@ -112,12 +112,12 @@ def _heat_chart(s: Stats) -> dict[str, Any]:
     return {"cells": cells, "days": days, "hours": list(range(0, 24, 3)), "levels": range(1, HEAT_LEVELS + 1)}
 
 
-def _bars(counts: dict[str, int], title: Any) -> list[dict[str, Any]]:
+def _bars(counts: dict[str, int], title: Any, none: str = "Not recorded") -> list[dict[str, Any]]:
     peak = max(counts.values(), default=0) or 1
     total = sum(counts.values()) or 1
     return [
         {
-            "label": title(k) if k != NONE_KEY else "Not recorded",
+            "label": title(k) if k != NONE_KEY else none,
             "count": c,
             "w": round(max(100 * c / peak, 1.0), 1),  # percent of the track
             "pct": round(100 * c / total),
@@ -204,6 +204,11 @@ def render_report(
                 ("Where", _bars(s.per_platform, platform_title)),
                 ("Whom", _bars(s.per_person, str)),
                 ("How", _bars(s.per_channel, lambda k: CHANNEL_TITLES.get(k, k))),
+                *(
+                    [("On which device", _bars(s.per_device, str, none="This computer"))]
+                    if s.per_device
+                    else []
+                ),
             ],
             notes=[
                 {

@@ -69,6 +69,9 @@ class Stats:
     last_week: WeekCount
     first: dt.datetime | None
     last: dt.datetime | None
+    # the person's devices (``devices add``): name → attempts on it, "(none)" for the computer's own;
+    # {} when no attempt in the period came from a device
+    per_device: dict[str, int] = field(default_factory=dict)
     zero_days: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +91,8 @@ class Stats:
           (today by default, which counts if it has had none so far); ``longest_streak_days``.
         - ``per_person``, ``per_platform``, ``per_surface``, ``per_channel``: name → count, most
           first; ``"(none)"`` (last) for attempts without one, e.g. the service being stopped.
+        - ``per_device``: device name (``devices add``) → attempts on it, most first, with
+          ``"(none)"`` (last) for those on this computer; ``{}`` when none came from a device.
         - ``hour_weekday``: 7 lists (Monday first) of 24 counts (local hour 0-23).
         - ``this_week``, ``last_week``: ``{"start", "end", "count", "complete"}`` for the 7×24 hours
           before the period's end and the 7×24 before those; ``complete`` is false when the
@@ -115,6 +120,7 @@ class Stats:
             "per_platform": self.per_platform,
             "per_surface": self.per_surface,
             "per_channel": self.per_channel,
+            "per_device": self.per_device,
             "hour_weekday": self.hour_weekday,
             "this_week": self.this_week.as_json(),
             "last_week": self.last_week.as_json(),
@@ -201,6 +207,10 @@ def compute_stats(
                 key = v if v is not None else NONE_KEY
                 d[key] = d.get(key, 0) + n
 
+    on_devices = journal.per_device(start, end, who) if total else {}
+    here = total - sum(on_devices.values())  # the attempts on this computer
+    per_device = _sorted_counts({**on_devices, **({NONE_KEY: here} if here else {})}) if on_devices else {}
+
     first, last = journal.first_and_last(start, end, who)
 
     week = dt.timedelta(days=7)
@@ -228,4 +238,5 @@ def compute_stats(
         last_week=last_week,
         first=first,
         last=last,
+        per_device=per_device,
     )

@@ -56,3 +56,15 @@ def test_the_android_certificate_and_ios_profile_are_the_ca(tmp_path: Path) -> N
     (payload,) = plist["PayloadContent"]
     assert payload["PayloadType"] == "com.apple.security.root" and payload["PayloadContent"] == der
     assert plist["PayloadUUID"] != payload["PayloadUUID"]
+
+
+def test_taking_the_certificate_is_told_for_the_device_that_took_it(tmp_path: Path) -> None:
+    cert = ca.ensure(tmp_path / "ca", "zerocontact local CA (test)", ["instagram.com"])
+    took: list[str] = []
+    p = DevicePage(cert, {"10.0.0.2": "phone"}, on_certificate=took.append)
+    p.request(flow("/", wireguard=True))
+    assert took == []  # the page alone is not the certificate
+    for path in ("/zerocontact.crt", "/zerocontact.mobileconfig"):
+        p.request(flow(path, wireguard=True))
+    p.request(flow("/zerocontact.crt", wireguard=False))  # not a device: never answered, never told
+    assert took == ["phone", "phone"]

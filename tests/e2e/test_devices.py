@@ -224,8 +224,15 @@ def test_a_phone_through_the_tunnel_gets_the_block_page_and_the_journal_names_it
             return rows or None
 
         assert wait_for(logged, 10, "the attempt in the journal") == [("Sam", "device phone")]
-        doctor = doctor_checks(state)
+
+        def connected() -> dict[str, dict[str, str]] | None:
+            checks = doctor_checks(state)
+            return checks if "device phone" in checks else None
+
+        doctor = wait_for(connected, 10, "doctor to show the phone's latest connection")
         assert doctor["devices"]["status"] == "ok" and "for phone" in doctor["devices"]["detail"]
+        connection = doctor["device phone"]  # the latest connection, as the daemon journalled it
+        assert connection["status"] == "ok" and "last connection through the tunnel" in connection["detail"]
         assert "wireguard" not in doctor  # listening where the config says, not on loopback
         log = subprocess.run(
             [ZC, "log", "--device", "phone", "--state-dir", str(state)], capture_output=True, text=True
@@ -310,6 +317,66 @@ def test_an_app_refusing_the_certificate_is_passed_through_next_time_and_journal
 
         assert wait_for(apps, 10, "the app use in the journal") == [
             ("www.instagram.com", "device phone", "instagram")
+        ]
+        d.stop()
+        # a restart remembers it (schema 5): the app's first connection passes, nothing new is noted
+        d = start_daemon(tmp_path, state_dir=state, name="again")
+        wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
+        with (
+            site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert),
+            tunnel(net, conf, tmp_path),
+        ):
+            url = f"https://www.instagram.com:{port}/sam.example/"
+            resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
+            again = curl_in(net, *resolve, "--cacert", str(own_cert), url)
+            assert again.returncode == 0 and again.stdout == "origin says hi /sam.example/", again.stderr
+        d.stop()
+        assert apps() == [("www.instagram.com", "device phone", "instagram")]
+    finally:
+        d.stop()
+
+
+CLIENT_RULES = """
+[[person]]
+name = "Sam"
+accounts = { instagram = "sam.example" }
+block = ["profile", "stories", "posts", "presence", "search", "messages", "client"]
+"""
+
+
+def test_during_a_block_of_the_whole_client_an_app_refusing_the_certificate_is_refused(
+    tmp_path: Path, net: Net
+) -> None:
+    """The person's rules ask for ``client``: the app that cannot be decrypted is not passed through
+    while the block is in force; its connections are closed before anything reaches the platform."""
+    state = tmp_path / "state"
+    conf = add_device(state, "phone", net)
+    d = start_daemon(tmp_path, CLIENT_RULES, state_dir=state)
+    try:
+        wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
+        with (
+            site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert),
+            tunnel(net, conf, tmp_path),
+        ):
+            url = f"https://www.instagram.com:{port}/feed/"
+            resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
+            first = curl_in(net, *resolve, url)
+            assert first.returncode == 60, first.stderr  # refused the certificate: found out
+            for _ in range(2):
+                refused = curl_in(net, *resolve, "--cacert", str(own_cert), url)
+                # closed before TLS (not a certificate error: no certificate was offered this time)
+                assert refused.returncode not in (0, 60) and "origin says hi" not in refused.stdout, refused
+
+        def rows() -> list[tuple[object, ...]] | None:
+            with contextlib.closing(sqlite3.connect(state / "journal.sqlite3")) as con:
+                got = con.execute(
+                    "SELECT person, surface, channel, process, requests FROM attempts ORDER BY id"
+                ).fetchall()
+            return got if len(got) >= 2 else None
+
+        assert wait_for(rows, 10, "the refused app in the journal") == [
+            (None, None, "app", "device phone", 1),  # the app's use, noted once
+            ("Sam", "client", "app", "device phone", 2),  # one use of it, refused twice
         ]
     finally:
         d.stop()

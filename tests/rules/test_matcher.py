@@ -100,3 +100,17 @@ def test_presets_compile_and_have_examples() -> None:
         assert p.examples, f"{name}: add [examples] with a valid identifier"
         for kind, value in p.examples.items():
             assert p.classify(value) is not None, (name, kind, value)
+
+
+def test_whose_block_closes_a_whole_client() -> None:
+    m = Matcher(
+        load(
+            '[[person]]\nname = "T"\naccounts = { instagram = "sam" }\n'
+            '[[person]]\nname = "U"\naccounts = { instagram = "kim", x = "kim" }\nblock = ["client"]\n'
+        )
+    )
+    assert m.client_closed("i.instagram.com", None) == ("U", "instagram")
+    assert m.client_closed("api.x.com", None) == ("U", "x")
+    assert m.client_closed("i.instagram.com", frozenset({"T"})) is None  # U's block is not in force
+    assert m.client_closed("www.example.org", None) is None
+    assert matcher_for("sam").client_closed("i.instagram.com", None) is None  # "client" is opt-in

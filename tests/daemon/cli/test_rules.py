@@ -385,3 +385,31 @@ def test_explain_speaks_plainly_and_keeps_the_technical_reason_in_json(tmp_path:
     ]
     assert "matched" in rows[0]["reason"]  # the technical reason, for tools and bug reports
     assert "MQTT" in rows[3]["reason"]  # what Instagram hides, said where it belongs
+
+
+def test_explain_says_what_happens_on_the_persons_devices(tmp_path: Path) -> None:
+    """With a device added, a targeted host gets one more line: the phone's browser is judged the
+    same way, and an app that refuses the certificate is passed through, or refused whole while a
+    block includes the whole client. Without devices nothing changes."""
+    rules = tmp_path / "r.toml"
+    rules.write_text(RULES)
+    state = tmp_path / "state"
+    url = "https://www.instagram.com/sam.example/"
+    before = run("explain", "--rules", str(rules), "--state-dir", str(state), url)
+    assert before.returncode == 0 and "on phone" not in before.stdout
+    added = run("devices", "add", "phone", "--no-qr", "--endpoint", "192.0.2.10", "--state-dir", str(state))
+    assert added.returncode == 0, added.stderr
+    r = run("explain", "--rules", str(rules), "--state-dir", str(state), url, "https://www.example.org/")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert (
+        lines[2].strip().startswith("on phone: the browser gets the same answer")
+        and "passed through" in lines[2]
+    )
+    assert len(lines) == 5  # the untargeted site: nothing about phones (it is never decrypted there either)
+    closing = RULES.replace('name = "Sam"', 'name = "Sam"\nblock = ["profile", "client"]', 1)
+    assert closing != RULES
+    rules.write_text(closing)
+    j = run("explain", "--rules", str(rules), "--state-dir", str(state), "--json", url)
+    (row,) = [json.loads(line) for line in j.stdout.splitlines()]
+    assert "refused whole now (Sam's block includes the whole client)" in row["on_devices"]

@@ -3,22 +3,32 @@ or left intact."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from zctest.journals import FAST, V1_JOURNAL, Disk, attempt, keys, mode, query, records
+from zctest.journals import FAST, T0, V1_JOURNAL, Disk, attempt, keys, mode, query, records
 from zctest.support import wait_for
 
 from zerocontact.daemon.journal import Journal
-from zerocontact.daemon.journal.reader import attempts
-from zerocontact.daemon.journal.schema import SCHEMA_VERSION, iso, iso_ms, parse_stored
+from zerocontact.daemon.journal.reader import attempts, devices_seen, passed_through
+from zerocontact.daemon.journal.schema import (
+    DEVICE_CONDITION,
+    MIGRATIONS,
+    PASSTHROUGH_TABLE_SQL,
+    SCHEMA_VERSION,
+    iso,
+    iso_ms,
+    parse_stored,
+)
 
 
 @given(st.lists(st.integers(0, 4_102_444_800_000), max_size=50))  # 1970 to 2100
@@ -63,8 +73,8 @@ def test_a_version_1_journal_is_upgraded_in_place(
     j.close()
     assert j.error is None
 
-    assert SCHEMA_VERSION == 4
-    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert SCHEMA_VERSION == 5
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
     after = all_rows(path)
     # every old column kept as it was; v4 adds `surfaces`, filled from each attempt's surface
     assert [r[: len(before["attempts"][0])] for r in after["attempts"][:4]] == before["attempts"]
@@ -78,8 +88,8 @@ def test_a_version_1_journal_is_upgraded_in_place(
     assert query(path, "PRAGMA integrity_check") == [("ok",)]
     assert mode(path) == 0o600
     indexes = {r[0] for r in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"attempts_person_time", "attempts_review"} <= indexes  # 1 → 2 → 3 → 4, in one go
-    assert any("from schema 1 to 4" in m for m in records(journal_log, logging.WARNING))
+    assert {"attempts_person_time", "attempts_review", "attempts_device"} <= indexes  # 1 → … → 5, in one go
+    assert any("from schema 1 to 5" in m for m in records(journal_log, logging.WARNING))
 
 
 def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: Path) -> None:
@@ -99,3 +109,40 @@ def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: 
     j.close()
     assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert keys(path)[-1] == "waiting" and len(keys(path)) == 5
+
+
+def test_a_journal_from_before_the_devices_step_gains_its_tables_and_keeps_everything(tmp_path: Path) -> None:
+    """4 → 5: what a device's pinned apps and last connection need, and the per-device index (found
+    by its statements, so the test holds wherever the step sits among the migrations)."""
+    step = next(v for v, statements in MIGRATIONS.items() if PASSTHROUGH_TABLE_SQL in statements)
+    path = v1_copy(tmp_path)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as con:  # as that version left it
+        for v in range(1, step):
+            for statement in MIGRATIONS[v]:
+                con.execute(statement)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(step),))
+        con.execute("UPDATE attempts SET process = 'device phone' WHERE id = 1")
+    before = all_rows(path)
+    assert passed_through(path) == [] and devices_seen(path) == {}  # readers work on version 4 too
+    j = Journal(path)
+    j.start()
+    j.passed_through("phone", "i.instagram.com", "f1", T0, T0)
+    j.device_seen("phone", T0)
+    assert j.flush()
+    j.close()
+    assert j.error is None
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
+    assert all_rows(path) == before
+    assert passed_through(path) == [("phone", "i.instagram.com", "f1", T0, T0)]
+    assert devices_seen(path) == {"phone": T0}
+    plan = query(
+        path,
+        f"EXPLAIN QUERY PLAN SELECT count(*) FROM attempts INDEXED BY attempts_device WHERE "
+        f"{DEVICE_CONDITION} AND process = ? AND person IS ? AND time >= ?",
+        "device phone",
+        "Sam",
+        "2026",
+    )
+    assert any("attempts_device (process=? AND person=? AND time>?)" in str(r) for r in plan), plan
+    in_index = f"SELECT count(*) FROM attempts INDEXED BY attempts_device WHERE {DEVICE_CONDITION}"
+    assert query(path, in_index) == [(1,)]  # the partial index holds the devices' attempts only

@@ -308,3 +308,33 @@ def test_a_journal_moved_deleted_or_replaced_while_writing_loses_nothing(tmp_pat
     if how == "replaced":
         assert after == ["the-replacement", "after-0", "after-1", "after-2"]
     assert not list(tmp_path.glob("state/*-wal.*"))  # no write-ahead log was set aside as unreadable
+
+
+def test_what_is_kept_about_devices_is_applied_in_the_order_it_came(tmp_path: Path) -> None:
+    """A forget after a remember in one batch wins (and the reverse); a re-check only moves
+    ``checked`` forward; a device's last connection never goes back in time."""
+    from zerocontact.daemon.journal.reader import devices_seen, passed_through
+
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    later = T0 + dt.timedelta(minutes=10)
+    j.passed_through("phone", "a.example", "f1", T0, T0)
+    j.passed_through("phone", "b.example", "f1", T0, T0)
+    j.passed_through("ipad", "a.example", "f1", T0, T0)
+    j.not_passed_through("phone", "a.example", "f1")
+    j.passed_through("phone", "b.example", "f1", T0, later)
+    j.passed_through("phone", "b.example", "f1", T0, T0)  # an older re-check arriving late
+    j.passed_through("tablet", "a.example", "f1", T0, T0)
+    j.not_passed_through("tablet")
+    j.passed_through("tablet", "c.example", "f2", later, later)
+    j.device_seen("phone", later)
+    j.device_seen("phone", T0)
+    j.start()  # all of it in one batch
+    assert j.flush()
+    j.close()
+    assert sorted(passed_through(path)) == [
+        ("ipad", "a.example", "f1", T0, T0),
+        ("phone", "b.example", "f1", T0, later),
+        ("tablet", "c.example", "f2", later, later),
+    ]
+    assert devices_seen(path) == {"phone": later}

@@ -123,3 +123,38 @@ def test_report_screenshots_light_dark_and_phone_fit_and_keep_contrast(
         browser.close()
     assert len(shots["light"]) > 30_000  # charts and text, not a blank page
     assert shots["light"] != shots["dark"] and shots["phone"] != shots["light"]
+
+
+def test_attempts_on_a_device_are_shown_per_device_in_the_report_and_stats(
+    state: Path, tmp_path: Path
+) -> None:
+    write(
+        state / "journal.sqlite3",
+        [
+            att("2026-11-02T22:00:00Z", process="device phone"),
+            att("2026-11-02T22:30:00Z", process="device phone"),
+            att("2026-11-03T10:00:00Z", process="firefox (4242)"),
+        ],
+    )
+    _, html = render(state, tmp_path, "--since", "2026-11-01", "--until", "2026-11-04", "--timezone", "UTC")
+    group = html[html.index("<h3>On which device</h3>") :]
+    group = group[: group.index("</ul>")]
+    assert re.findall(r'<span class="lbl">([^<]+)</span>', group) == ["phone", "This computer"]
+    assert re.findall(r'<span class="num">([^<]+)</span>', group) == ["2", "1"]
+    r = zc(
+        "stats",
+        "--state-dir",
+        str(state),
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-04",
+        "--timezone",
+        "UTC",
+    )
+    assert r.returncode == 0 and "By device    phone 2 · this computer 1" in r.stdout, r.stdout + r.stderr
+    alone = tmp_path / "alone"
+    alone.mkdir(mode=0o700)
+    write(alone / "journal.sqlite3", [att("2026-11-05T10:00:00Z")])  # a computer-only journal
+    _, html = render(alone, tmp_path, "--out", str(tmp_path / "alone.html"))
+    assert "On which device" not in html  # no device, no device section

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import sqlite3
 import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
@@ -219,13 +220,44 @@ def test_totals_and_the_review_index_agree(tmp_path: Path, monkeypatch: pytest.M
     assert one.as_json()["period"]["people"] == ["Alex"]
 
 
+def test_attempts_are_counted_per_device_with_or_without_the_device_index(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "j.sqlite3",
+        [
+            att("2026-11-02T10:00:00Z", process="device phone"),
+            att("2026-11-02T11:00:00Z", process="device phone", person="Alex"),
+            att("2026-11-02T12:00:00Z", process="device ipad"),
+            att("2026-11-03T10:00:00Z", process="firefox (4242)"),
+            att("2026-11-03T11:00:00Z", process="device manager (77)"),  # this computer's, not a device
+            att("2026-11-03T12:00:00Z", channel="app", person=None, surface=None, process="device phone"),
+            att("2026-10-30T12:00:00Z", process="device phone"),  # before the period
+        ],
+        started=["2026-11-01T09:00:00Z"],
+    )
+    s = stats(path, "2026-11-05T12:00:00Z", since=t("2026-11-01T00:00:00Z"))
+    assert s.total == 6
+    assert list(s.per_device.items()) == [("phone", 3), ("ipad", 1), ("(none)", 2)]  # the computer's last
+    assert s.as_json()["per_device"] == {"phone": 3, "ipad": 1, "(none)": 2}
+    alex = stats(path, "2026-11-05T12:00:00Z", who=("Alex",))
+    assert alex.per_device == {"phone": 1}  # all of Alex's were on the phone
+    con = sqlite3.connect(path)
+    con.execute("DROP INDEX attempts_device")  # as a reader finds a journal from before schema 5
+    con.commit()
+    con.close()
+    assert stats(path, "2026-11-05T12:00:00Z", since=t("2026-11-01T00:00:00Z")).as_json() == s.as_json()
+    computer_only = write(
+        tmp_path / "k.sqlite3", [att("2026-11-02T10:00:00Z")], started=["2026-11-01T09:00:00Z"]
+    )
+    assert stats(computer_only, "2026-11-05T12:00:00Z").per_device == {}  # no device: nothing to split
+
+
 def test_stats_json_has_the_documented_keys(tmp_path: Path) -> None:
     path = write(tmp_path / "j.sqlite3", [att("2026-11-02T10:00:00Z")], started=["2026-11-01T09:00:00Z"])
     data = json.loads(json.dumps(stats(path, "2026-11-03T12:00:00Z").as_json()))
     assert set(data) == {
         "period", "total", "per_day", "days_with_attempts", "zero_days", "current_streak_days",
-        "longest_streak_days", "per_person", "per_platform", "per_surface", "per_channel", "hour_weekday",
-        "this_week", "last_week", "first", "last",
+        "longest_streak_days", "per_person", "per_platform", "per_surface", "per_channel", "per_device",
+        "hour_weekday", "this_week", "last_week", "first", "last",
     }  # fmt: skip
     assert data["period"] == {
         "start": "2026-11-01T09:00:00.000Z",
