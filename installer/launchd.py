@@ -28,7 +28,9 @@ def daemon_plist(ctx: Context) -> dict[str, Any]:
         "RunAtLoad": True,
         "KeepAlive": True,  # there is no off switch: it comes back however it stopped
         "ThrottleInterval": 5,
-        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1"},
+        # a LaunchDaemon acts for every user (the watcher stops their apps): daemon/paths.system_mode
+        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1"}
+        | ({"ZEROCONTACT_MODE": "system"} if ctx.mode == "system" else {}),
         "StandardOutPath": log,
         "StandardErrorPath": log,
         "Umask": 0o077,

@@ -192,6 +192,16 @@ def _service_basics(ctx: Context) -> list[tuple[str, str]]:
         ("RestartSec=5s", ""),
         ("TimeoutStopSec=10s", "SIGTERM stops it within 2 s; this is a margin"),
         ("Environment=PYTHONUNBUFFERED=1", "log lines reach the journal at once"),
+        *(
+            [
+                (
+                    "Environment=ZEROCONTACT_MODE=system",
+                    "acts for every user: the watcher stops their apps, notices reach them",
+                )
+            ]
+            if ctx.mode == "system"
+            else []
+        ),
     ]
 
 

@@ -44,6 +44,8 @@ def test_the_launchd_plist_round_trips(mode: str) -> None:
     assert data["Label"] == "net.zerocontact.daemon"
     assert data["ProgramArguments"][:2] == [EXE[0], "run"]
     assert data["RunAtLoad"] is True and data["KeepAlive"] is True and data["Umask"] == 0o077
+    # a LaunchDaemon acts for every user; an agent only for its own (daemon/paths.system_mode)
+    assert data["EnvironmentVariables"].get("ZEROCONTACT_MODE") == ("system" if mode == "system" else None)
     state = (
         "/Library/Application Support/zerocontact/state"
         if mode == "system"

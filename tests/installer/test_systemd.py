@@ -109,7 +109,20 @@ def test_the_unit_starts_this_installation_with_notify_and_watchdog(mode: str) -
     assert installed_command() == (str(Path(sys.executable).with_name("zerocontact").absolute()),)
     for line in ("Type=notify", "WatchdogSec=30s", "Restart=always"):
         assert line in text.splitlines()
+    env = dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("Environment=")
+    )
+    # the service's own idea of its mode (the process watcher acts for every user only in system
+    # mode) comes from its environment: as root, with exactly the unit's variables
+    probe = "from zerocontact.daemon.paths import system_mode; print(system_mode())"
+    got = subprocess.run(
+        [sys.executable, "-c", probe], env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True
+    )
+    assert got.stdout.strip() == str(mode == "system" and os.geteuid() == 0), got.stderr
     if mode == "system":
+        assert env["ZEROCONTACT_MODE"] == "system"
         assert (
             "--state-dir /var/lib/zerocontact" in exec_start
             and "--rules /etc/zerocontact/rules.toml" in exec_start
