@@ -406,13 +406,16 @@ def test_an_id_learned_while_the_rules_are_swapped_reaches_the_new_matcher() -> 
 
     bodies = benchmark_module("bodies")
 
+    from zerocontact.daemon import blocker as addon
+
     b = blocker(RULES)
     old = b.enforcement
 
     async def run() -> None:
         with taddons.context(b):
             f = flow("GET", TIMELINE)
-            pending = _answered(b, f, bodies.feed(20_000, commenter_at=1))
+            # past INLINE_BYTES: inspected in the thread, so the swap can happen meanwhile
+            pending = _answered(b, f, bodies.feed(2 * addon.INLINE_BYTES, commenter_at=1))
             assert asyncio.iscoroutine(pending)
             b.enforcement = dataclasses.replace(old, matcher=Matcher(old.rules))  # a reload, meanwhile
             await pending
@@ -421,6 +424,27 @@ def test_an_id_learned_while_the_rules_are_swapped_reaches_the_new_matcher() -> 
     asyncio.run(run())
     assert old.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
     assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+
+
+def test_a_small_body_that_mentions_them_is_inspected_in_the_hook_itself() -> None:
+    """Up to INLINE_BYTES the hook decodes at once (the thread hop cost more than the work); the
+    verdict is the same as off the loop: their post is blocked from the response."""
+    import asyncio
+
+    from zerocontact.daemon import blocker as addon
+
+    b = blocker(RULES)
+    post = flow("GET", "https://www.instagram.com/p/Other123/?__a=1", {"Accept": "application/json"})
+    body = json.dumps({"items": [{"code": "x", "user": {"username": "sam.example"}}]}).encode()
+    assert len(body) <= addon.INLINE_BYTES
+
+    async def run() -> None:
+        with taddons.context(b):
+            assert _answered(b, post, body) is None  # done, not a coroutine
+        b.done()
+
+    asyncio.run(run())
+    assert post.response is not None and post.response.status_code == 403
 
 
 def test_a_failing_inspection_off_the_loop_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -437,7 +461,10 @@ def test_a_failing_inspection_off_the_loop_fails_closed(monkeypatch: pytest.Monk
 
     async def run() -> None:
         with taddons.context(b):
-            pending = _answered(b, post, b'{"items":[{"user":{"username":"sam.example"}}]}')
+            padding = [{"code": f"o{i}", "user": {"username": "someone.else"}} for i in range(2000)]
+            body = json.dumps({"items": [{"user": {"username": "sam.example"}}, *padding]}).encode()
+            assert len(body) > addon.INLINE_BYTES  # inspected in the thread, which fails
+            pending = _answered(b, post, body)
             assert asyncio.iscoroutine(pending)
             await pending
         b.done()
