@@ -19,7 +19,7 @@ from .errors import BadJournalFile
 
 log = logging.getLogger("zerocontact.journal")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each index is defined once: a new journal gets it from SCHEMA, an older one from the MIGRATIONS
 # step that added it. A different index needs a new name and a new step.
@@ -36,6 +36,18 @@ REVIEW_INDEX_SQL = (
 # kept here as well as in the state directory's files: the journal is the durable, integrity-checked
 # store, so a deleted or edited state file is restored from it at start (and noticed).
 STATE_TABLE_SQL = "CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL, time TEXT NOT NULL)"
+
+# Entries kept out of sight (removed from mixed lists: feeds, trays, suggestions), counted per local
+# day (the rules' time zone when counted) and platform, never one row per entry: a scrolled feed
+# removes hundreds, and these are exposure spared, not attempts. ``missed``: responses with their
+# entries that could not be rewritten safely and were passed on unchanged.
+HIDDEN_TABLE_SQL = """CREATE TABLE hidden (
+    day TEXT NOT NULL,                 -- local date, YYYY-MM-DD
+    platform TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0,
+    missed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, platform)
+)"""
 
 # The current schema, for a new journal. A change here needs a step in MIGRATIONS.
 SCHEMA = (
@@ -69,6 +81,7 @@ SCHEMA = (
     """CREATE TABLE events (id INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL,
                      detail TEXT NOT NULL DEFAULT '')""",
     STATE_TABLE_SQL,
+    HIDDEN_TABLE_SQL,
 )
 # MIGRATIONS[v] turns a version-v journal into version v+1; all steps run in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -85,6 +98,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "UPDATE attempts SET surfaces = COALESCE(surface, '')",
         STATE_TABLE_SQL,
     ),
+    # 4 → 5: the daily "kept out of sight" counts (the feed surface); older days simply have none.
+    4: (HIDDEN_TABLE_SQL,),
 }
 
 # An attempt from one of the person's devices (a WireGuard peer) has "device NAME" in ``process``:
