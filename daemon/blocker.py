@@ -238,7 +238,14 @@ class Blocker:
             return _Found(learned, owner)
         path = req.url.split("://", 1)[-1].partition("/")[2].split("?")[0]
         rules = rules_for(enf.matcher, platform, "/" + path, req.operations, req.host)
-        return _Found(learned, owner, strip(enf.matcher, platform, rules, body, enf.active))
+        if not rules:
+            return _Found(learned)
+        # a compact body decoded as one document is what strip would decode again: hand it over
+        # (anything on several lines, which may be several documents, is framed by strip itself)
+        core = body.strip()
+        whole = len(objs) == 1 and core[:1] in (b"{", b"[", b"f") and b"\n" not in core
+        stripped = strip(enf.matcher, platform, rules, body, enf.active, *([objs[0]] if whole else []))
+        return _Found(learned, owner, stripped)
 
     def _apply(self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, found: _Found) -> None:
         """On the loop: log what was learned, block if a target owns it, or put the stripped list in."""

@@ -66,17 +66,24 @@ def rules_for(
     return out
 
 
+_UNPARSED: Any = object()
+
+
 def strip(
     matcher: Matcher,
     platform: str,
     rules: list[StripRule],
     body: bytes,
     active: Collection[str] | None = None,
+    parsed: Any = _UNPARSED,
 ) -> Stripped:
-    """Remove the entries of people whose block covers a rule's surface (and is in force: ``active``)."""
+    """Remove the entries of people whose block covers a rule's surface (and is in force: ``active``).
+
+    ``parsed``: the body already decoded as one JSON document (``response.json_objects`` did it to
+    learn ids), so a 200 KB feed is decoded once, not twice; it may be changed in place."""
     if not rules:
         return Stripped()
-    framed = _documents(body)
+    framed = _documents(body, parsed)
     if framed is None:
         what = "an HTML page" if body.lstrip()[:1] == b"<" else "not a JSON document"
         return Stripped(missed=f"{what}: its lists cannot be rewritten safely")
@@ -119,7 +126,7 @@ def strip(
     return Stripped(guard + b"\n".join(out), removed, None, tuple(sorted(people)))
 
 
-def _documents(body: bytes) -> tuple[bytes, list[tuple[Any, bytes]]] | None:
+def _documents(body: bytes, parsed: Any = _UNPARSED) -> tuple[bytes, list[tuple[Any, bytes]]] | None:
     """(guard, [(document, its bytes)]): one JSON document, or one per line; None when it is neither.
 
     The bytes of each document are kept so that a document nothing was removed from goes out exactly
@@ -132,7 +139,7 @@ def _documents(body: bytes) -> tuple[bytes, list[tuple[Any, bytes]]] | None:
         stripped = body.lstrip()
     if stripped[:1] not in (b"{", b"["):
         return None
-    doc = _loads(body)
+    doc = _loads(body) if parsed is _UNPARSED else parsed
     if doc is not None:
         return guard, [(doc, body)]
     lines = body.split(b"\n")
