@@ -276,6 +276,12 @@ MISTAKES: list[tuple[str, str | bytes, int, tuple[str, ...]]] = [
         ("unknown surface 'online'", "online status is called presence: write 'presence'"),
     ),
     (
+        "mute, what the platforms call it",
+        JORDAN + 'accounts = { x = "j" }\nblock = ["profile", "mute"]\n',
+        1,
+        ("unknown surface 'mute'", "(what mute does) is the feed surface: write 'feed'"),
+    ),
+    (
         "a number for a name",
         '[[person]]\nname = 5\naccounts = { x = "j" }\n',
         1,
