@@ -297,8 +297,8 @@ class Blocker:
                 "could not keep %s %s out of sight (%s): passed on unchanged", title, where, stripped.missed
             )
         else:
-            if stripped.unexpected is not None:  # a changed shape, maybe: worth a line, not a miss
-                log.info("nothing to remove in %s %s (%s)", title, where, stripped.unexpected)
+            if stripped.unexpected is not None:  # a changed shape, maybe (debug: Reddit reads every path)
+                log.debug("nothing to remove in %s %s (%s)", title, where, stripped.unexpected)
             return
         if self.journal:
             assert self.today is not None
