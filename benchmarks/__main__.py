@@ -754,6 +754,12 @@ ROWS: list[tuple[str, str, str]] = [
     ("real bodies: worst req/s ratio zc/mitmproxy", "traffic_rps_ratio_min", "≥ 0.95"),
     ("real bodies: worst 1-client p50 ratio", "traffic_p50_ratio_max", "≤ 1.1"),
     ("real bodies: worst req per CPU-s ratio", "traffic_cpu_ratio_min", ""),
+    ("feed rewrite (200 KB, hers out): req/s ratio", "feed_rewrite_rps_ratio_min", ""),
+    (
+        "feed rewrite: worst p50 / req per CPU-s ratio",
+        "feed_rewrite_p50_ratio_max|feed_rewrite_cpu_ratio_min",
+        "",
+    ),
     ("prefilter ms: 200 KB / 2 MB body", "prefilter_ms_json200k|prefilter_ms_json2m", ""),
     ("decode+walk ms (before): 200 KB / 2 MB", "decode_walk_ms_json200k|decode_walk_ms_json2m", ""),
     (

@@ -137,9 +137,12 @@ def _comment(rng: random.Random, user: dict[str, Any], media_pk: int) -> dict[st
 
 
 def _post(
-    rng: random.Random, commenter: dict[str, Any] | None = None, mention: bool = False
+    rng: random.Random,
+    commenter: dict[str, Any] | None = None,
+    mention: bool = False,
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    owner = _user(rng)
+    owner = owner or _user(rng)
     pk = rng.randrange(10**18, 3 * 10**18)
     caption = _text(rng, rng.randint(10, 60))
     if mention:
@@ -200,18 +203,27 @@ def _post(
     }
 
 
-def feed(size: int, seed: int = 1, commenter_at: int | None = None, mention_at: int | None = None) -> bytes:
+def feed(
+    size: int,
+    seed: int = 1,
+    commenter_at: int | None = None,
+    mention_at: int | None = None,
+    owned_at: tuple[int, ...] = (),
+) -> bytes:
     """A timeline page (``items[]`` of posts) of about ``size`` bytes.
 
     ``commenter_at``: the post (by index) that gets a comment by the target, ``user.pk`` next to
-    ``user.username``: the shape learning reads. ``mention_at``: the post whose caption tags them."""
+    ``user.username``: the shape learning reads. ``mention_at``: the post whose caption tags them.
+    ``owned_at``: the posts that are theirs (what the feed surface takes out)."""
     rng = random.Random(seed)
     sam = _user(rng, TARGET_HANDLE, TARGET_PK)
     items: list[dict[str, Any]] = []
     total = 100
-    while total < size or len(items) <= max(commenter_at or 0, mention_at or 0):
+    while total < size or len(items) <= max(commenter_at or 0, mention_at or 0, *owned_at):
         i = len(items)
-        items.append(_post(rng, sam if i == commenter_at else None, i == mention_at))
+        items.append(
+            _post(rng, sam if i == commenter_at else None, i == mention_at, sam if i in owned_at else None)
+        )
         total += len(_meta_json(items[-1])) + 1
     doc = {"num_results": len(items), "more_available": True, "items": items, "next_max_id": _b64(rng, 40)}
     return _meta_json({**doc, "status": "ok"}).encode()

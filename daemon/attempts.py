@@ -97,6 +97,10 @@ class DayCount:
     def _today(self) -> dt.date:
         return self._clock().astimezone(zoneinfo.ZoneInfo(self._zone())).date()
 
+    def date(self) -> dt.date:
+        """Today, the local day counts are kept for (also the day of a "kept out of sight" figure)."""
+        return self._today()
+
     def add(self) -> int:
         """One more attempt; returns today's count with it (a new local day starts again at 1)."""
         day = self._today()

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
-import json
 import logging
 import time
 import zoneinfo
@@ -25,9 +24,9 @@ from urllib.parse import parse_qs
 from mitmproxy import connection, http
 
 from zerocontact.rules import Matcher, Request, Verdict
+from zerocontact.rules.feed import Stripped, rules_for, strip
 from zerocontact.rules.policy import entry_key
 from zerocontact.rules.prefilter import Prefilter
-from zerocontact.rules.request import resolve
 from zerocontact.rules.response import json_objects
 
 from .attempts import DayCount, Looks, is_navigation
@@ -53,11 +52,11 @@ INLINE_BYTES = 32 * 1024
 
 @dataclass(frozen=True)
 class _Found:
-    """What inspecting one response found: ids learned, a target owning it, the list without them."""
+    """What inspecting one response found: ids learned, a target owning it, the lists without them."""
 
     learned: list[tuple[str, str]] = field(default_factory=list)
     owner: tuple[str, str] | None = None
-    stripped: tuple[bytes, int] | None = None
+    stripped: Stripped = field(default_factory=Stripped)
 
 
 @dataclass
@@ -86,6 +85,8 @@ class Blocker:
     _filters: dict[str, tuple[Matcher, int, Prefilter]] = field(default_factory=dict)
     _last_page: tuple[tuple[str, int, str, str | None] | None, str] = (None, "")
     blocked: int = 0
+    hidden: int = 0  # entries kept out of sight (removed from mixed lists) since the start
+    missed: int = 0  # responses with their entries that could not be rewritten safely, passed on as they were
 
     def __post_init__(self) -> None:
         if self.today is None:
@@ -211,7 +212,7 @@ class Blocker:
             body = resp.get_content(strict=False) or b""
             if not self._prefilter(enf.matcher, platform).mentions(body):
                 return None  # names no target in any spelling: nothing to learn, check or strip
-            path = flow.request.path.split("?")[0]
+            req = self._request(flow)  # decoded (operation names) in the inspection thread
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -219,37 +220,47 @@ class Blocker:
             else:
                 inline = len(body) <= INLINE_BYTES
             if inline:
-                self._apply(flow, verdict, enf, self._inspect(enf, verdict, body, ctype, path))
+                self._apply(flow, verdict, enf, self._inspect(enf, verdict, body, ctype, req))
                 return None
-            return self._inspect_off_loop(flow, verdict, enf, body, ctype, path)
+            return self._inspect_off_loop(flow, verdict, enf, body, ctype, req)
         except Exception:
             self._failed(flow, verdict)
             return None
 
     async def _inspect_off_loop(
-        self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, body: bytes, ctype: str, path: str
+        self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, body: bytes, ctype: str, req: Request
     ) -> None:
         try:
             loop = asyncio.get_running_loop()
-            found = await loop.run_in_executor(
-                self._inspector, self._inspect, enf, verdict, body, ctype, path
-            )
+            found = await loop.run_in_executor(self._inspector, self._inspect, enf, verdict, body, ctype, req)
             self._apply(flow, verdict, enf, found)
         except Exception:
             self._failed(flow, verdict)
 
-    def _inspect(self, enf: Enforcement, verdict: Verdict, body: bytes, ctype: str, path: str) -> _Found:
+    def _inspect(self, enf: Enforcement, verdict: Verdict, body: bytes, ctype: str, req: Request) -> _Found:
         """Decode and walk a body that mentions a target. Runs in the one inspection thread, so the
-        matcher's learned table has one writer; touches no flow, journal or log (``_apply`` does)."""
+        matcher's learned table has one writer; touches no flow, journal or log (``_apply`` does).
+
+        Stripping (``rules.feed``) comes after learning, so an id learned from this very body already
+        counts, and is skipped when a target owns the whole response (it is blocked instead)."""
         platform = verdict.platform or ""
         objs = json_objects(body, ctype)
-        if not objs:
-            return _Found()
-        learned = enf.matcher.learn_from(platform, objs)
+        learned = enf.matcher.learn_from(platform, objs) if objs else []
         owner = None
-        if verdict.needs_response and verdict.surface:
+        if objs and verdict.needs_response and verdict.surface:
             owner = enf.matcher.owner_in(platform, objs)
-        return _Found(learned, owner, self._stripped(enf, platform, path, objs))
+        if owner is not None:
+            return _Found(learned, owner)
+        path = req.url.split("://", 1)[-1].partition("/")[2].split("?")[0]
+        rules = rules_for(enf.matcher, platform, "/" + path, req.operations, req.host)
+        if not rules:
+            return _Found(learned)
+        # a compact body decoded as one document is what strip would decode again: hand it over
+        # (anything on several lines, which may be several documents, is framed by strip itself)
+        core = body.strip()
+        whole = len(objs) == 1 and core[:1] in (b"{", b"[", b"f") and b"\n" not in core
+        stripped = strip(enf.matcher, platform, rules, body, enf.active, *([objs[0]] if whole else []))
+        return _Found(learned, owner, stripped)
 
     def _apply(self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, found: _Found) -> None:
         """On the loop: log what was learned, block if a target owns it, or put the stripped list in."""
@@ -280,15 +291,35 @@ class Blocker:
                 ),
             )
             return
-        if found.stripped is not None and flow.response is not None:
-            content, removed = found.stripped
-            flow.response.set_content(content)
+        self._out_of_sight(flow, plat.name, plat.title, found.stripped)
+
+    def _out_of_sight(self, flow: http.HTTPFlow, platform: str, title: str, stripped: Stripped) -> None:
+        """Put the rewritten body in, or say why it could not be; count both for today (queued)."""
+        where = flow.request.path.split("?")[0][:120]
+        if stripped.body is not None and flow.response is not None:
+            flow.response.set_content(stripped.body)
+            self.hidden += stripped.removed
             log.info(
-                "removed %d entr%s from %s %s",
-                removed,
-                "y" if removed == 1 else "ies",
-                plat.title,
-                flow.request.path.split("?")[0],
+                "kept %d entr%s out of sight in %s %s",
+                stripped.removed,
+                "y" if stripped.removed == 1 else "ies",
+                title,
+                where,
+            )
+        elif stripped.missed is not None:
+            self.missed += 1
+            log.warning(
+                "could not keep %s %s out of sight (%s): passed on unchanged", title, where, stripped.missed
+            )
+        else:
+            if stripped.unexpected is not None:  # a changed shape, maybe (debug: Reddit reads every path)
+                log.debug("nothing to remove in %s %s (%s)", title, where, stripped.unexpected)
+            return
+        if self.journal:
+            assert self.today is not None
+            done = stripped.body is not None
+            self.journal.hidden(
+                self.today.date(), platform, stripped.removed if done else 0, 0 if done else 1
             )
 
     def _failed(self, flow: http.HTTPFlow, verdict: Verdict) -> None:
@@ -489,35 +520,6 @@ class Blocker:
         else:
             flow.response = http.Response.make(404, b"", {"Cache-Control": "no-store"})
         flow.metadata["zerocontact_blocked"] = True
-
-    @staticmethod
-    def _stripped(enf: Enforcement, platform: str, path: str, objs: list[Any]) -> tuple[bytes, int] | None:
-        """A list response without targets' entries (e.g. a friend-activity feed): (new body, removed)."""
-        plat = enf.matcher.platforms[platform]
-        out: tuple[bytes, int] | None = None
-        for rule in plat.strips:
-            if not path.startswith(rule.path) or len(objs) != 1 or not isinstance(objs[0], dict):
-                continue
-            doc = objs[0]
-            items = doc.get(rule.list_key)
-            if not isinstance(items, list):
-                continue
-
-            def keep(item: Any, rule: Any = rule) -> bool:
-                if not isinstance(item, dict):
-                    return True
-                for value in resolve(item, rule.item_key):
-                    got = rule.template.capture(value)
-                    names = enf.matcher.lookup(platform, got) if got else ()
-                    if any(enf.matcher.blocks(n, rule.surface, enf.active) for n in names):
-                        return False
-                return True
-
-            kept = [i for i in items if keep(i)]
-            if len(kept) != len(items):
-                doc[rule.list_key] = kept
-                out = (json.dumps(doc).encode(), len(items) - len(kept) + (out[1] if out else 0))
-        return out
 
     def done(self) -> None:
         # lookups still queued are dropped (those attempts are logged without a process name):

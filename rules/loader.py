@@ -250,6 +250,11 @@ OLD_SURFACE_NAMES = {
     "post": ("posts", ""),
     "reels": ("posts", "reels, videos and other tabs of their posts are posts"),
     "videos": ("posts", "reels, videos and other tabs of their posts are posts"),
+    "feeds": ("feed", ""),
+    "timeline": ("feed", "their entries in your timelines, trays and suggestions are the feed"),
+    "home": ("feed", "their entries in your home feed, trays and suggestions are the feed"),
+    "mute": ("feed", "keeping them out of your feeds (what mute does) is the feed surface"),
+    "suggestions": ("feed", "their entries in your feeds, trays and suggestions are the feed"),
 }
 
 

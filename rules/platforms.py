@@ -209,13 +209,22 @@ class FrameRule:
 
 @dataclass(frozen=True, slots=True)
 class StripRule:
-    """A list response from which the person's entries are removed instead of blocking it whole."""
+    """A mixed list inside a response from which the person's entries are removed (``rules.feed``).
+
+    It applies to responses whose request path starts with ``path`` (every path when empty) and, when
+    ``operation`` is given, whose request names one of those GraphQL operations. ``lists`` are dotted
+    key paths to the lists (a list met on the way is walked into, element by element); an entry is
+    theirs when a value at one of its ``items`` key paths (``""``: the entry itself, for lists of
+    plain handles) is, read through ``template`` when one is given, one of their identifiers."""
 
     surface: str
     path: str
-    list_key: str
-    item_key: str
-    template: Template
+    lists: tuple[tuple[str, ...], ...]
+    items: tuple[str, ...]
+    template: Template | None = None
+    operation: frozenset[str] = frozenset()
+    hosts: tuple[str, ...] = ()
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +375,47 @@ def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, s
     return pat
 
 
+_STRIP_KEYS = {"surface", "path", "operation", "hosts", "list", "item", "template", "note"}
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise PresetError(f"{where}: expected a string or a list of strings")
+    return list(items)
+
+
+def compile_strip(raw: dict[str, Any], ids: dict[str, str], where: str) -> StripRule:
+    """One ``[[strip]]`` table: where a mixed list is and how its entries name their owner."""
+    unknown = set(raw) - _STRIP_KEYS
+    if unknown:
+        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
+    surface = raw.get("surface", "")
+    if surface not in SURFACES:
+        raise PresetError(f"{where}: surface {surface!r} is not one of {SURFACES}")
+    lists = tuple(
+        tuple(p for p in text.split(".") if p) for text in _strings(raw.get("list", []), f"{where}.list")
+    )
+    items = tuple(_strings(raw.get("item", []), f"{where}.item"))
+    path = raw.get("path", "")
+    ops = frozenset(_strings(raw.get("operation", []), f"{where}.operation"))
+    if not lists or not all(lists) or not items:
+        raise PresetError(f"{where}: needs 'list' (where the list is) and 'item' (its owner's key)")
+    if not isinstance(path, str) or not (path or ops):
+        raise PresetError(f"{where}: needs a 'path' prefix or an 'operation' to say which responses")
+    template = raw.get("template")
+    return StripRule(
+        surface=surface,
+        path=path,
+        lists=lists,
+        items=items,
+        template=compile_template(template, ids, f"{where}.template") if template else None,
+        operation=ops,
+        hosts=tuple(h.lower() for h in _strings(raw.get("hosts", []), f"{where}.hosts")),
+        note=raw.get("note", ""),
+    )
+
+
 _TOP_KEYS = {
     "name",
     "title",
@@ -427,14 +477,7 @@ def compile_platform(raw: dict[str, Any], origin: str) -> Platform:
                 for f in raw.get("frame", [])
             ),
             strips=tuple(
-                StripRule(
-                    s["surface"],
-                    s["path"],
-                    s["list"],
-                    s["item"],
-                    compile_template(s["template"], ids, f"{origin}.strip"),
-                )
-                for s in raw.get("strip", [])
+                compile_strip(s, ids, f"{origin}.strip[{i}]") for i, s in enumerate(raw.get("strip", []))
             ),
             examples=dict(raw.get("examples", {})),
             reserved=frozenset(

@@ -13,7 +13,18 @@ from typing import Any
 
 from .errors import Problem
 
-SURFACES: tuple[str, ...] = ("profile", "stories", "posts", "presence", "search", "messages", "client")
+SURFACES: tuple[str, ...] = (
+    "profile",
+    "stories",
+    "posts",
+    "presence",
+    "search",
+    "messages",
+    "feed",
+    "client",
+)
+# "feed" removes their entries from mixed lists the platform shows you anyway (home feeds, story trays,
+# suggestions, comments, "liked by"): what arrives unasked rather than what you go to look at.
 # "client" blocks a platform's whole client (WhatsApp Web, Telegram Web) during the person's schedule:
 # the honest fallback where the platform hides who is being looked at. It is drastic, so opt-in.
 DEFAULT_SURFACES: frozenset[str] = frozenset(SURFACES) - {"client"}
@@ -85,7 +96,7 @@ class Person:
     block: frozenset[str] = doc(
         "block",
         "Which surfaces to block: " + ", ".join(SURFACES) + ". Default: all but client.",
-        '["profile", "stories", "posts", "presence", "search", "messages"]',
+        '["profile", "stories", "posts", "presence", "search", "messages", "feed"]',
         default=DEFAULT_SURFACES,
     )
     search_terms: tuple[str, ...] = doc(

@@ -33,6 +33,8 @@ KEYS = {
     "policy_evaluate_ms_1000_wednesday_windows",
     "traffic_rps_ratio_min",
     "traffic_p50_ratio_max",
+    "feed_rewrite_rps_ratio_min",
+    "feed_rewrite_cpu_ratio_min",
     "blocked_vs_addon_https_rps_ratio",
     "blocked_vs_addon_h2_p99_ratio",
     "blocked_lookup_p99_ms",
@@ -77,9 +79,8 @@ def test_benchmarks_quick_run_reports_every_figure() -> None:
         "prefilter",
     } <= set(out["inputs"])
     # every realistic body, over every protocol, side by side with plain mitmproxy
-    assert {f"{p}_{c}" for p in ("http", "https", "h2") for c in ("json2m", "html500k", "blocked")} <= set(
-        out["traffic"]
-    )
+    cases = ("json2m", "html500k", "blocked", "json200k", "feed_theirs200k")  # a feed without her and with
+    assert {f"{p}_{c}" for p in ("http", "https", "h2") for c in cases} <= set(out["traffic"])
 
 
 def test_benchmark_runs_on_a_small_journal(tmp_path: Path) -> None:

@@ -185,6 +185,19 @@ def stats_text(s: Stats, tz: zoneinfo.ZoneInfo, today: dt.date) -> str:
     else:
         lines.append("  Not a single attempt in this period.")
     lines += ["", "Per day (· is a day with none)", *_sparkline_rows(s)]
+    if s.hidden_total or s.hidden_missed:
+        lines += [
+            "",
+            f"Kept out of sight: {s.hidden_total:,} (their entries taken out of feeds, trays, suggestions)",
+        ]
+        lines.append(f"  By platform  {_totals(s.hidden_per_platform)}")
+        for d, per in s.hidden or ():
+            lines.append(f"  {d:%a %-d %b}   {_totals(per)}")
+        if s.hidden_missed:
+            lines.append(
+                f"  {words.plural(s.hidden_missed, 'response')} with theirs could not be rewritten safely"
+                " and went through unchanged."
+            )
     if s.total:
         lines += [
             "",

@@ -8,10 +8,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
 from zerocontact.rules import Matcher, Request, Ruleset, evaluate
+from zerocontact.rules.feed import rules_for
 from zerocontact.rules.sample import sample as sample_text
 
 from .. import paths as pathmod
@@ -209,14 +211,16 @@ def explain(
         text, req = item
         v = matcher.judge(req, active)
         on_devices = _on_devices(devices, matcher, req.host, active) if devices and v.targeted else None
+        hidden = _out_of_sight(rs, matcher, v, req, active)
+        says = plainly(v, active) + (f" {hidden}" if hidden else "")
         if as_json:  # the technical reason stays here, for tools and bug reports
-            row = {"request": text, **v.as_dict(), "says": plainly(v, active)}
+            row = {"request": text, **v.as_dict(), "says": says, "out_of_sight": bool(hidden)}
             if on_devices:
                 row["on_devices"] = on_devices
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             mark = "BLOCK" if v.block else ("CHECK" if v.needs_response else "allow")
-            click.echo(f"{mark:5}  {text}\n       {plainly(v, active)}")
+            click.echo(f"{mark:5}  {text}\n       {says}")
             if on_devices:
                 click.echo(f"       {on_devices}")
     if failed:
@@ -248,6 +252,27 @@ def _on_devices(devices: list[str], matcher: Matcher, host: str, active: Any) ->
         f"on {names}: the browser gets the same answer; an app that refuses zerocontact's certificate "
         f"is {app}"
     )
+
+
+def _out_of_sight(rs: Ruleset, matcher: Matcher, v: Any, req: Request, active: Any) -> str:
+    """For an allowed response with mixed lists: whose entries the feed surface takes out of it."""
+    plat = matcher.platforms.get(v.platform or "")
+    if v.block or plat is None:
+        return ""
+    path = urlsplit(req.url if "://" in req.url else f"https://{req.url}").path or "/"
+    rules = rules_for(matcher, plat.name, path, req.operations, req.host)
+    platforms = {plat.name, *plat.accounts_from}
+    who = [
+        p.name
+        for p in rs.people
+        if p.name in active
+        and any(a.platform in platforms for a in p.accounts)
+        and any(r.surface in p.block for r in rules)
+    ]
+    if not rules or not who:
+        return ""
+    what = next((r.note for r in rules if r.note), "its lists")
+    return f"Anything of {' or '.join(who)}'s in it ({what}) is taken out before it reaches you."
 
 
 def _explain_process(rs: Ruleset, process: str, when: dt.datetime, started: Any, as_json: bool) -> None:

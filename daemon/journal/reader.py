@@ -449,6 +449,23 @@ class JournalReader:
         return out, int(n)
 
     # -- what stats needs --------------------------------------------------------------------------
+    def hidden(self, first_day: dt.date, last_day: dt.date) -> list[tuple[dt.date, str, int, int]]:
+        """(day, platform, entries kept out of sight, responses missed) for each local day in
+        [first_day, last_day] that has any; none from a journal older than schema 6 (no such table)."""
+        con = self.con
+        if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='hidden'").fetchone() is None:
+            return []
+        rows = con.execute(
+            "SELECT day, platform, removed, missed FROM hidden WHERE day >= ? AND day <= ? "
+            "ORDER BY day, platform",
+            (first_day.isoformat(), last_day.isoformat()),
+        ).fetchall()
+        out = []
+        for day, platform, removed, missed in rows:
+            with contextlib.suppress(ValueError, TypeError):
+                out.append((dt.date.fromisoformat(day), str(platform), int(removed), int(missed)))
+        return out
+
     def history_start(self) -> tuple[dt.datetime | None, str]:
         """Since when the journal knows every attempt, and why: the daemon's first start (``rules``),
         else the first attempt (``first_attempt``), moved later by ``forget`` (``forgotten``: days

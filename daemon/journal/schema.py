@@ -19,7 +19,7 @@ from .errors import BadJournalFile
 
 log = logging.getLogger("zerocontact.journal")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Each index is defined once: a new journal gets it from SCHEMA, an older one from the MIGRATIONS
 # step that added it. A different index needs a new name and a new step.
@@ -61,6 +61,18 @@ DEVICE_INDEX_SQL = (
     f"CREATE INDEX IF NOT EXISTS {DEVICE_INDEX} ON attempts (process, person, time) WHERE {DEVICE_CONDITION}"
 )
 
+# Entries kept out of sight (removed from mixed lists: feeds, trays, suggestions), counted per local
+# day (the rules' time zone when counted) and platform, never one row per entry: a scrolled feed
+# removes hundreds, and these are exposure spared, not attempts. ``missed``: responses with their
+# entries that could not be rewritten safely and were passed on unchanged.
+HIDDEN_TABLE_SQL = """CREATE TABLE hidden (
+    day TEXT NOT NULL,                 -- local date, YYYY-MM-DD
+    platform TEXT NOT NULL,
+    removed INTEGER NOT NULL DEFAULT 0,
+    missed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, platform)
+)"""
+
 # The current schema, for a new journal. A change here needs a step in MIGRATIONS.
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -96,6 +108,7 @@ SCHEMA = (
     PASSTHROUGH_TABLE_SQL,
     DEVICE_SEEN_TABLE_SQL,
     DEVICE_INDEX_SQL,
+    HIDDEN_TABLE_SQL,
 )
 # MIGRATIONS[v] turns a version-v journal into version v+1; all steps run in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -115,6 +128,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 4 → 5: the person's devices: apps passed through (pinning) are remembered across restarts,
     # each device's last connection is kept for ``doctor``, and ``stats`` counts per device.
     4: (PASSTHROUGH_TABLE_SQL, DEVICE_SEEN_TABLE_SQL, DEVICE_INDEX_SQL),
+    # 5 → 6: the daily "kept out of sight" counts (the feed surface); older days simply have none.
+    5: (HIDDEN_TABLE_SQL,),
 }
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()

@@ -227,6 +227,20 @@ class Journal:
         """Keep one commitment state file's content (in-force rules, pending, started) in the journal."""
         self._put(["state", (name, text, iso(utcnow()))])
 
+    def hidden(self, day: dt.date, platform: str, removed: int, missed: int = 0) -> None:
+        """Count entries kept out of sight today (and responses that could not be rewritten): added
+        to the day's figure, folded into the entry still waiting for the same day and platform."""
+        when = day.isoformat()
+        with self._cv:
+            buf = self._buf
+            if buf and self._head + len(buf) - 1 >= self._taken:
+                last = buf[-1]
+                if last[0] == "hidden" and last[1][0] == when and last[1][1] == platform:
+                    last[1][2] += removed
+                    last[1][3] += missed
+                    return
+        self._put(["hidden", [when, platform, removed, missed]])
+
     def event(self, kind: str, detail: str = "") -> None:
         self._put(["event", (iso(utcnow()), kind, detail)])
 
@@ -506,6 +520,7 @@ class Journal:
         events: list[tuple[str, str, str]] = []
         kept: dict[str, tuple[str, str, str]] = {}
         device_ops: list[tuple[str, tuple[Any, ...]]] = []  # in order: a forget undoes what came before
+        hidden: dict[tuple[str, str], list[int]] = {}
         for kind, v in entries:
             if kind == "attempt":
                 t = iso(v.time)
@@ -533,6 +548,10 @@ class Journal:
                 kept[v[0]] = v  # the last of a batch wins
             elif kind == "devices":
                 device_ops.append(v)
+            elif kind == "hidden":
+                h = hidden.setdefault((v[0], v[1]), [0, 0])
+                h[0] += v[2]
+                h[1] += v[3]
         con = self._con
         assert con is not None
         con.execute("BEGIN IMMEDIATE")
@@ -572,6 +591,13 @@ class Journal:
                 )
             for op, args in device_ops:
                 con.execute(_DEVICE_SQL[op], args)
+            if hidden:
+                con.executemany(
+                    "INSERT INTO hidden (day, platform, removed, missed) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (day, platform) DO UPDATE SET removed = removed + excluded.removed, "
+                    "missed = missed + excluded.missed",
+                    [(d, p, r, m) for (d, p), (r, m) in hidden.items()],
+                )
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):

@@ -150,6 +150,20 @@ def _cards(s: Stats) -> list[tuple[int, str]]:
     return cards
 
 
+def _hidden(s: Stats) -> dict[str, Any] | None:
+    """The "kept out of sight" table: one row a day that had any, one column a platform."""
+    if not s.hidden_total and not s.hidden_missed:
+        return None
+    platforms = list(s.hidden_per_platform)
+    return {
+        "platforms": [{"title": platform_title(p), "count": s.hidden_per_platform[p]} for p in platforms],
+        "days": [
+            {"label": f"{d:%a %-d %b}", "counts": [per.get(p, 0) for p in platforms]}
+            for d, per in s.hidden or ()
+        ],
+    }
+
+
 def _best_hours(s: Stats) -> str | None:
     """'evenings (18:00–23:59)' and such: the part of the day that holds the most attempts."""
     if not s.total:
@@ -198,6 +212,7 @@ def render_report(
             day_chart_narrow=_day_chart(s, 360.0),
             heat=_heat_chart(s),
             cards=_cards(s),
+            hidden=_hidden(s),
             first_days=len(s.per_day) <= 2,
             groups=[
                 ("What you tried to see", _bars(s.per_surface, lambda k: SURFACE_TITLES.get(k, k.title()))),

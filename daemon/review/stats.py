@@ -72,10 +72,26 @@ class Stats:
     # the person's devices (``devices add``): name → attempts on it, "(none)" for the computer's own;
     # {} when no attempt in the period came from a device
     per_device: dict[str, int] = field(default_factory=dict)
+    # entries kept out of sight (the feed surface) per local day and platform, and the responses
+    # with theirs that could not be rewritten; None under a --person filter (counted for everyone)
+    hidden: list[tuple[dt.date, dict[str, int]]] | None = None
+    hidden_missed: int = 0
     zero_days: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.zero_days = sum(1 for _, c in self.per_day if c == 0)
+
+    @property
+    def hidden_total(self) -> int:
+        return sum(n for _, per in self.hidden or () for n in per.values())
+
+    @property
+    def hidden_per_platform(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _, per in self.hidden or ():
+            for p, n in per.items():
+                out[p] = out.get(p, 0) + n
+        return _sorted_counts(out)
 
     def as_json(self) -> dict[str, Any]:
         """The stable ``stats --json`` object. Instants are UTC ISO strings with ``Z`` (as ``log``),
@@ -98,6 +114,10 @@ class Stats:
           before the period's end and the 7×24 before those; ``complete`` is false when the
           journal does not reach back that far (then there is nothing fair to compare).
         - ``first``, ``last``: the first and last attempt in the period, or null.
+        - ``kept_out_of_sight``: their entries removed from mixed lists (feeds, trays, suggestions;
+          not attempts): ``total``, ``per_platform``, ``per_day`` (the days with any: ``{"date",
+          "count", "per_platform"}``), ``missed`` (responses with theirs passed on unchanged because
+          they could not be rewritten safely); null under ``--person`` (they are counted for everyone).
         """
         return {
             "period": {
@@ -126,6 +146,17 @@ class Stats:
             "last_week": self.last_week.as_json(),
             "first": iso(self.first) if self.first else None,
             "last": iso(self.last) if self.last else None,
+            "kept_out_of_sight": None
+            if self.hidden is None
+            else {
+                "total": self.hidden_total,
+                "per_platform": self.hidden_per_platform,
+                "per_day": [
+                    {"date": d.isoformat(), "count": sum(per.values()), "per_platform": per}
+                    for d, per in self.hidden
+                ],
+                "missed": self.hidden_missed,
+            },
         }
 
 
@@ -219,6 +250,15 @@ def compute_stats(
     last_week = WeekCount(
         end - 2 * week, end - week, journal.count(end - 2 * week, end - week, who), end - 2 * week >= history
     )
+    hidden: list[tuple[dt.date, dict[str, int]]] | None = None
+    missed = 0
+    if not who:
+        by_day: dict[dt.date, dict[str, int]] = {}
+        for hday, platform, removed, miss in journal.hidden(per_day[0][0], per_day[-1][0]):
+            if removed:
+                by_day.setdefault(hday, {})[platform] = removed
+            missed += miss
+        hidden = [(d, _sorted_counts(per)) for d, per in sorted(by_day.items())]
     return Stats(
         timezone=str(tz.key),
         who=who,
@@ -239,4 +279,6 @@ def compute_stats(
         first=first,
         last=last,
         per_device=per_device,
+        hidden=hidden,
+        hidden_missed=missed,
     )

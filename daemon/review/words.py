@@ -70,6 +70,7 @@ SURFACE_TITLES = {
     "presence": "Online status",
     "search": "Searches",
     "messages": "Messages",
+    "feed": "Feeds",
     "client": "Web clients",
 }
 CHANNEL_TITLES = {"web": "In the browser", "app": "In an app", "bypass": "Around the block"}

@@ -15,8 +15,11 @@ from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 from zctest.support import benchmark_module
 
+from zerocontact.daemon import blocker as blocker_module
 from zerocontact.daemon.blocker import Blocker
 from zerocontact.daemon.enforcement import build
+from zerocontact.daemon.journal import Journal
+from zerocontact.daemon.journal.reader import Filters, reading
 from zerocontact.rules import Matcher, load
 from zerocontact.rules.policy import State
 
@@ -347,7 +350,11 @@ def test_learning_from_a_large_response_that_mentions_the_target_runs_off_the_lo
             pending = _answered(b, f, body)
             assert asyncio.iscoroutine(pending)  # mitmproxy awaits it; the loop stays free meanwhile
             await pending
-            assert f.response is not None and f.response.content == body  # passed on as it came
+            assert f.response is not None
+            # the feed surface took her comment out (in the same thread); nothing else changed
+            expected = json.loads(body)
+            expected["items"][250]["preview_comments"].pop()
+            assert json.loads(f.response.content or b"") == expected
             story = flow("GET", f"https://i.instagram.com/api/v1/feed/user/{bodies.TARGET_PK}/story/")
             b.request(story)
             assert story.response is not None and story.response.status_code == 403
@@ -471,3 +478,75 @@ def test_a_failing_inspection_off_the_loop_fails_closed(monkeypatch: pytest.Monk
 
     asyncio.run(run())
     assert post.response is not None and post.response.status_code == 403
+
+
+FEED_RULES = '[[person]]\nname = "Sam"\naccounts = { instagram = ["sam.example", "5544332211"] }\n'
+
+
+def _timeline(*owners: tuple[str, str]) -> bytes:
+    items = [
+        {"media_or_ad": {"code": f"C{i}", "user": {"pk": pk, "username": name}}}
+        for i, (pk, name) in enumerate(owners)
+    ]
+    return json.dumps({"feed_items": items, "next_max_id": "KGEAxo", "more_available": True}).encode()
+
+
+def test_their_posts_leave_the_home_feed_and_are_counted_for_today(tmp_path: Path) -> None:
+    b = blocker(FEED_RULES)
+    b.journal = Journal(tmp_path / "journal.sqlite3")
+    b.journal.start()
+    f = flow("GET", "https://i.instagram.com/api/v1/feed/timeline/")
+    body = _timeline(("1", "friend"), ("5544332211", "sam.example"), ("55443322", "sam.exampl"))
+    with taddons.context(b):
+        b.request(f)
+        assert f.response is None and f.metadata.get("zerocontact") is not None
+        f.response = http.Response.make(200, body, {"Content-Type": "application/json; charset=utf-8"})
+        b.response(f)
+    assert f.response.status_code == 200 and not f.metadata.get("zerocontact_blocked")
+    got = json.loads(f.response.content or b"")
+    assert [i["media_or_ad"]["code"] for i in got["feed_items"]] == ["C0", "C2"]
+    assert got["next_max_id"] == "KGEAxo"
+    assert b.hidden == 1 and b.blocked == 0  # a removal is not an attempt
+    assert b.journal.flush()
+    b.journal.close()
+    assert b.today is not None
+    with reading(tmp_path / "journal.sqlite3") as r:
+        assert r.hidden(b.today.date(), b.today.date()) == [(b.today.date(), "instagram", 1, 0)]
+        assert list(r.select_attempts(Filters())) == []  # a removal is never an attempt
+
+
+def test_a_feed_without_them_is_passed_on_byte_identical_and_unparsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b = blocker(FEED_RULES)
+    f = flow("GET", "https://i.instagram.com/api/v1/feed/timeline/")
+    body = _timeline(("1", "friend"), ("55443322", "sam.exampl")).replace(b", ", b",  ")  # odd spacing kept
+
+    def never(*a: object, **k: object) -> None:
+        raise AssertionError("a body that does not mention them is never decoded")
+
+    monkeypatch.setattr(blocker_module, "json_objects", never)
+    with taddons.context(b):
+        b.request(f)
+        f.response = http.Response.make(200, body, {"Content-Type": "application/json"})
+        b.response(f)
+    assert f.response.content == body and b.hidden == 0 and b.missed == 0
+
+
+def test_a_feed_that_cannot_be_rewritten_is_passed_on_and_the_miss_counted(tmp_path: Path) -> None:
+    b = blocker(FEED_RULES)
+    b.journal = Journal(tmp_path / "journal.sqlite3")
+    b.journal.start()
+    f = flow("GET", "https://i.instagram.com/api/v1/feed/timeline/")
+    body = _timeline(("5544332211", "sam.example"), ("1", "friend")).replace(b'"KGEAxo"', b"1e999")
+    with taddons.context(b):
+        b.request(f)
+        f.response = http.Response.make(200, body, {"Content-Type": "application/json"})
+        b.response(f)
+    assert f.response.content == body and f.response.status_code == 200
+    assert b.hidden == 0 and b.missed == 1
+    assert b.journal.flush()
+    b.journal.close()
+    assert b.today is not None
+    with reading(tmp_path / "journal.sqlite3") as r:
+        assert r.hidden(b.today.date(), b.today.date()) == [(b.today.date(), "instagram", 0, 1)]

@@ -67,9 +67,18 @@ def keys(old: str, new: str) -> list[str]:
             ["app:night/match:telegram"],
         ),
         (lambda s: s.split("[[app]]")[0], ["app:night"]),
+        # a full list without the feed: their posts would reach the home feed again, so it waits
+        (
+            lambda s: s.replace(
+                'name = "Sam"\n',
+                'name = "Sam"\nblock = ["profile", "stories", "posts", "presence", "search", "messages"]\n',
+            ),
+            ["person:Sam/surface:feed"],
+        ),
         (
             lambda s: s.replace('name = "Sam"\n', 'name = "Sam"\nblock = ["profile", "stories"]\n'),
             [
+                "person:Sam/surface:feed",
                 "person:Sam/surface:messages",
                 "person:Sam/surface:posts",
                 "person:Sam/surface:presence",

@@ -138,6 +138,24 @@ def test_stats_command(sample: Path) -> None:
     assert data["per_day"][1] == {"date": "2026-11-02", "count": 2}
 
 
+def test_stats_command_shows_what_was_kept_out_of_sight(sample: Path) -> None:
+    j = Journal(sample / "journal.sqlite3")
+    j.start()
+    j.hidden(dt.date(2026, 11, 3), "instagram", 14)
+    j.hidden(dt.date(2026, 11, 3), "x", 2)
+    j.hidden(dt.date(2026, 11, 5), "instagram", 1, missed=1)
+    assert j.flush()
+    j.close()
+    out = zc("stats", "--state-dir", str(sample), "--until", "2026-11-14").stdout
+    assert "6 attempts in all, on 4 days; 10 days with none." in out  # removals are not attempts
+    assert "Kept out of sight: 17 (their entries taken out of feeds, trays, suggestions)" in out
+    assert "  By platform  instagram 15 · x 2" in out
+    assert "  Tue 3 Nov   instagram 14 · x 2" in out and "  Thu 5 Nov   instagram 1" in out
+    assert "1 response with theirs could not be rewritten safely and went through unchanged." in out
+    data = json.loads(zc("stats", "--state-dir", str(sample), "--json", "--until", "2026-11-14").stdout)
+    assert data["kept_out_of_sight"]["total"] == 17 and data["kept_out_of_sight"]["missed"] == 1
+
+
 def test_review_commands_read_while_the_writer_runs_and_after_it_stops(state: Path) -> None:
     path = state / "journal.sqlite3"
     j = Journal(path)

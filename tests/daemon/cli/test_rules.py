@@ -276,6 +276,12 @@ MISTAKES: list[tuple[str, str | bytes, int, tuple[str, ...]]] = [
         ("unknown surface 'online'", "online status is called presence: write 'presence'"),
     ),
     (
+        "mute, what the platforms call it",
+        JORDAN + 'accounts = { x = "j" }\nblock = ["profile", "mute"]\n',
+        1,
+        ("unknown surface 'mute'", "(what mute does) is the feed surface: write 'feed'"),
+    ),
+    (
         "a number for a name",
         '[[person]]\nname = 5\naccounts = { x = "j" }\n',
         1,
@@ -345,6 +351,23 @@ def test_problems_are_listed_in_the_order_of_the_file(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["rules", "check", str(path)])
     lines = [line for line in r.output.splitlines() if line.startswith("  ")]
     assert [int(line.split(":")[1]) for line in lines] == [3, 4, 6], r.output
+
+
+def test_explain_says_whose_entries_leave_a_feed(tmp_path: Path) -> None:
+    rules = tmp_path / "r.toml"
+    rules.write_text(JORDAN + 'accounts = { instagram = "jordan.rivers" }\n')
+    feed, profile = "https://i.instagram.com/api/v1/feed/timeline/", "https://www.instagram.com/someone.else/"
+    r = run("explain", "--rules", str(rules), feed, profile)
+    assert r.returncode == 0, r.stderr
+    assert (
+        "Anything of Jordan's in it (home feed: their posts and reels) is taken out before it reaches you."
+        in r.stdout
+    )
+    assert r.stdout.count("taken out") == 1  # a profile page has no mixed list
+    rows = [json.loads(x) for x in run("explain", "--rules", str(rules), "--json", feed).stdout.splitlines()]
+    assert rows[0]["out_of_sight"] is True and rows[0]["verdict"] == "allow"
+    rules.write_text(JORDAN + 'accounts = { instagram = "jordan.rivers" }\nblock = ["profile"]\n')
+    assert "taken out" not in run("explain", "--rules", str(rules), feed).stdout  # feed not chosen
 
 
 def test_explain_speaks_plainly_and_keeps_the_technical_reason_in_json(tmp_path: Path) -> None:

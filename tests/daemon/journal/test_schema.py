@@ -19,7 +19,7 @@ from zctest.journals import FAST, T0, V1_JOURNAL, Disk, attempt, keys, mode, que
 from zctest.support import wait_for
 
 from zerocontact.daemon.journal import Journal
-from zerocontact.daemon.journal.reader import attempts, devices_seen, passed_through
+from zerocontact.daemon.journal.reader import attempts, devices_seen, passed_through, reading
 from zerocontact.daemon.journal.schema import (
     DEVICE_CONDITION,
     MIGRATIONS,
@@ -73,8 +73,8 @@ def test_a_version_1_journal_is_upgraded_in_place(
     j.close()
     assert j.error is None
 
-    assert SCHEMA_VERSION == 5
-    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert SCHEMA_VERSION == 6
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
     after = all_rows(path)
     # every old column kept as it was; v4 adds `surfaces`, filled from each attempt's surface
     assert [r[: len(before["attempts"][0])] for r in after["attempts"][:4]] == before["attempts"]
@@ -88,8 +88,47 @@ def test_a_version_1_journal_is_upgraded_in_place(
     assert query(path, "PRAGMA integrity_check") == [("ok",)]
     assert mode(path) == 0o600
     indexes = {r[0] for r in query(path, "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"attempts_person_time", "attempts_review", "attempts_device"} <= indexes  # 1 → … → 5, in one go
-    assert any("from schema 1 to 5" in m for m in records(journal_log, logging.WARNING))
+    assert {"attempts_person_time", "attempts_review", "attempts_device"} <= indexes  # 1 → … → 6, in one go
+    assert query(path, "SELECT count(*) FROM hidden") == [(0,)]  # v6: the daily out-of-sight counts
+    assert any("from schema 1 to 6" in m for m in records(journal_log, logging.WARNING))
+
+
+def test_a_version_5_journal_gains_the_out_of_sight_counts_and_keeps_everything(tmp_path: Path) -> None:
+    path = v1_copy(tmp_path)
+    con = sqlite3.connect(path, isolation_level=None)
+    try:  # bring the v1 file to v5 with the steps before 6, as a v5 daemon left it
+        con.execute("BEGIN")
+        for v in range(1, 5):
+            for statement in MIGRATIONS[v]:
+                con.execute(statement)
+        con.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    before = all_rows(path)
+    assert query(path, "SELECT name FROM sqlite_master WHERE name = 'hidden'") == []
+    day = dt.date(2026, 11, 30)
+    assert read_hidden(path, day) == []  # a reader on a v5 file: no figure, no error
+
+    j = Journal(path)
+    j.start()
+    j.hidden(day, "instagram", 3)
+    j.hidden(day, "instagram", 2)  # folded into the waiting entry
+    j.hidden(day, "x", 0, missed=1)
+    assert j.flush()
+    j.hidden(day, "instagram", 4)  # a later batch adds to the stored figure
+    assert j.flush()
+    j.close()
+    assert j.error is None
+    assert query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
+    assert all_rows(path) == before  # attempts, learned ids and events untouched
+    assert read_hidden(path, day) == [(day, "instagram", 9, 0), (day, "x", 0, 1)]
+    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def read_hidden(path: Path, day: dt.date) -> list[tuple[dt.date, str, int, int]]:
+    with reading(path) as r:
+        return r.hidden(day, day)
 
 
 def test_an_upgrade_that_fails_leaves_version_1_intact_and_is_retried(tmp_path: Path) -> None:

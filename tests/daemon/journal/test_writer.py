@@ -119,6 +119,7 @@ def test_a_full_disk_keeps_attempts_in_memory_and_writes_them_when_it_has_room(
     # retries on its own timer (no new entries needed)
     for i in range(3000, 3100):
         j.record(attempt(i))
+        j.hidden(dt.date(2026, 11, 30), "instagram", 2)  # kept out of sight meanwhile: waits too
     failures = j.failures
     wait_for(lambda: j.failures >= failures + 3, 10, "the writer to retry on its timer")
     assert j.error is not None and j.buffered > 0
@@ -135,6 +136,9 @@ def test_a_full_disk_keeps_attempts_in_memory_and_writes_them_when_it_has_room(
         ("I wanted to see if they were happy",)
     ]
     assert learned_ids(path) == [("instagram", "6812345", "Sam")]
+    assert query(path, "SELECT day, platform, removed, missed FROM hidden") == [
+        ("2026-11-30", "instagram", 200, 0)
+    ]
     assert len(records(journal_log, logging.ERROR)) == 1
     assert any("writing to" in m and "again" in m for m in records(journal_log, logging.WARNING))
 

@@ -11,6 +11,8 @@ import pytest
 from zctest.journals import att, write, zc
 from zctest.support import VIEWS, contrast, keep_screenshot, need_tool, rgb
 
+from zerocontact.daemon.journal import Journal
+
 
 def render(sample: Path, tmp_path: Path, *args: str) -> tuple[Path, str]:
     r = zc("report", "--state-dir", str(sample), *args, cwd=tmp_path)
@@ -34,6 +36,23 @@ def test_report_is_self_contained_private_and_has_the_notes(sample: Path, tmp_pa
     assert html.count("<svg") == 4 and 'class="bar"' in html and 'class="l4"' in html  # wide and phone
     for unkind in ("fail", "relapse", "weak", "shame", "bad"):
         assert unkind not in low
+
+
+def test_report_shows_what_was_kept_out_of_sight(sample: Path, tmp_path: Path) -> None:
+    _, before = render(sample, tmp_path, "--until", "2026-11-14", "--out", str(tmp_path / "a.html"))
+    assert "Kept out of sight" not in before  # nothing removed yet: no empty table
+    j = Journal(sample / "journal.sqlite3")
+    j.start()
+    j.hidden(dt.date(2026, 11, 3), "instagram", 1200)
+    j.hidden(dt.date(2026, 11, 4), "x", 3, missed=2)
+    assert j.flush()
+    j.close()
+    _, html = render(sample, tmp_path, "--until", "2026-11-14", "--out", str(tmp_path / "b.html"))
+    assert "Kept out of sight" in html
+    assert "1,203 posts, stories and mentions of theirs never reached your feeds" in html
+    assert "<td>Tue 3 Nov</td><td>1,200</td><td>·</td>" in html
+    assert "<th>1,200</th><th>3</th>" in html  # per platform, most first
+    assert "2 responses with something of theirs could not be rewritten safely" in html
 
 
 def test_report_of_an_empty_journal(state: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zctest.journals import BERLIN, ZONES, att, fill, stats, t, write
 
-from zerocontact.daemon.journal import reader
+from zerocontact.daemon.journal import Journal, reader
 from zerocontact.daemon.journal.reader import reading
 from zerocontact.daemon.journal.schema import ensure_review_index
 from zerocontact.daemon.review import periods, words
@@ -257,7 +257,7 @@ def test_stats_json_has_the_documented_keys(tmp_path: Path) -> None:
     assert set(data) == {
         "period", "total", "per_day", "days_with_attempts", "zero_days", "current_streak_days",
         "longest_streak_days", "per_person", "per_platform", "per_surface", "per_channel", "per_device",
-        "hour_weekday", "this_week", "last_week", "first", "last",
+        "hour_weekday", "this_week", "last_week", "first", "last", "kept_out_of_sight",
     }  # fmt: skip
     assert data["period"] == {
         "start": "2026-11-01T09:00:00.000Z",
@@ -279,3 +279,36 @@ def test_stats_json_has_the_documented_keys(tmp_path: Path) -> None:
     assert (data["total"], data["current_streak_days"], data["longest_streak_days"]) == (1, 1, 1)
     assert set(data["this_week"]) == {"start", "end", "count", "complete"}
     assert data["first"] == data["last"] == "2026-11-02T10:00:00.000Z"
+
+
+def test_kept_out_of_sight_is_counted_per_day_and_platform_never_as_attempts(tmp_path: Path) -> None:
+    path = write(tmp_path / "j.sqlite3", [att("2026-11-02T10:00:00Z")], started=["2026-11-01T09:00:00Z"])
+    j = Journal(path)
+    j.start()
+    j.hidden(dt.date(2026, 10, 20), "instagram", 50)  # before the period: not in it
+    j.hidden(dt.date(2026, 11, 2), "instagram", 12)
+    j.hidden(dt.date(2026, 11, 2), "x", 3)
+    j.hidden(dt.date(2026, 11, 3), "instagram", 5)
+    j.hidden(dt.date(2026, 11, 3), "facebook", 0, missed=2)  # passed on unchanged: a miss, not a removal
+    assert j.flush()
+    j.close()
+    s = stats(path, "2026-11-03T12:00:00Z")
+    assert s.total == 1  # removals are not attempts
+    assert s.as_json()["kept_out_of_sight"] == {
+        "total": 20,
+        "per_platform": {"instagram": 17, "x": 3},
+        "per_day": [
+            {"date": "2026-11-02", "count": 15, "per_platform": {"instagram": 12, "x": 3}},
+            {"date": "2026-11-03", "count": 5, "per_platform": {"instagram": 5}},
+        ],
+        "missed": 2,
+    }
+    # counted for everyone, never per person: a --person view leaves the figure out rather than lie
+    assert stats(path, "2026-11-03T12:00:00Z", who=("Sam",)).as_json()["kept_out_of_sight"] is None
+    empty = write(tmp_path / "e.sqlite3", [att("2026-11-02T10:00:00Z")], started=["2026-11-01T09:00:00Z"])
+    assert stats(empty, "2026-11-03T12:00:00Z").as_json()["kept_out_of_sight"] == {
+        "total": 0,
+        "per_platform": {},
+        "per_day": [],
+        "missed": 0,
+    }
