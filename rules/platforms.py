@@ -331,14 +331,20 @@ _PATTERN_KEYS = {
 }
 
 
-def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, str]) -> Pattern:
-    where = f"{platform}.pattern[{i}]"
-    unknown = set(raw) - _PATTERN_KEYS
+def _table_surface(raw: dict[str, Any], keys: set[str], where: str) -> str:
+    """A preset table's surface, after refusing keys it does not know (a typo is an error)."""
+    unknown = set(raw) - keys
     if unknown:
         raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
     surface = raw.get("surface", "")
     if surface not in SURFACES:
         raise PresetError(f"{where}: surface {surface!r} is not one of {SURFACES}")
+    return str(surface)
+
+
+def compile_pattern(platform: str, i: int, raw: dict[str, Any], ids: dict[str, str]) -> Pattern:
+    where = f"{platform}.pattern[{i}]"
+    surface = _table_surface(raw, _PATTERN_KEYS, where)
     kind = raw.get("kind", "page")
     if kind not in PATTERN_KINDS:
         raise PresetError(f"{where}: kind {kind!r}")
@@ -387,12 +393,7 @@ def _strings(value: Any, where: str) -> list[str]:
 
 def compile_strip(raw: dict[str, Any], ids: dict[str, str], where: str) -> StripRule:
     """One ``[[strip]]`` table: where a mixed list is and how its entries name their owner."""
-    unknown = set(raw) - _STRIP_KEYS
-    if unknown:
-        raise PresetError(f"{where}: unknown keys {sorted(unknown)}")
-    surface = raw.get("surface", "")
-    if surface not in SURFACES:
-        raise PresetError(f"{where}: surface {surface!r} is not one of {SURFACES}")
+    surface = _table_surface(raw, _STRIP_KEYS, where)
     lists = tuple(
         tuple(p for p in text.split(".") if p) for text in _strings(raw.get("list", []), f"{where}.list")
     )
