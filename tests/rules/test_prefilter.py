@@ -1,17 +1,22 @@
 """The byte-level prefilter: never misses an identifier the matcher would find, however JSON spells it,
-and rejects real-shaped bodies that name no one."""
+and rejects real-shaped bodies that name no one.
+
+Every test runs twice: with the compiled searcher (Hyperscan, installed on x86-64 Linux and so in
+CI) and with the pure path that runs where it is not, which must give the same answers."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from zctest.support import benchmark_module
 
-from zerocontact.rules import Matcher, load
+from zerocontact.rules import Matcher, load, prefilter
 from zerocontact.rules.matcher import norm
 from zerocontact.rules.prefilter import MAX_IDENTIFIERS, Prefilter
 from zerocontact.rules.response import json_objects
@@ -19,6 +24,27 @@ from zerocontact.rules.response import json_objects
 bodies = benchmark_module("bodies")  # the platform-shaped bodies the benchmarks use
 
 HANDLE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._"
+
+
+@pytest.fixture(autouse=True, scope="module", params=["compiled", "pure"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    installed = prefilter.hyperscan
+    if request.param == "compiled" and installed is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("hyperscan is not installed: the compiled prefilter must be tested in CI")
+        pytest.skip("hyperscan is not installed here (only its x86-64 Linux wheels are a dependency)")
+    if request.param == "pure":
+        prefilter.hyperscan = None
+    prefilter._scanner.cache_clear()
+    yield request.param
+    prefilter.hyperscan = installed
+    prefilter._scanner.cache_clear()
+
+
+def test_the_engine_under_test_is_the_one_answering(engine: str) -> None:
+    pf = Prefilter(["sam.example"], ["4242424242"])
+    assert (pf._scanner is not None) == (engine == "compiled")
+    assert pf.mentions(b'{"username":"SAM.Example"}') and not pf.mentions(b'{"username":"sam.exampl"}')
 
 
 def spell(value: str, rng: random.Random, escape: float) -> str:
@@ -214,3 +240,29 @@ def test_whatever_the_matcher_finds_in_a_body_the_prefilter_lets_through(seed: i
     objs = json_objects(body, "application/json")
     assert m.owner_in("instagram", objs) is not None
     assert pf.mentions(body)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ident=st.text(HANDLE_CHARS, min_size=2, max_size=20),
+    seed=st.integers(0, 2**32),
+    escape=st.sampled_from([0.0, 0.1, 1.0]),
+    cut=st.booleans(),
+)
+def test_both_engines_give_the_same_answer(ident: str, seed: int, escape: float, cut: bool) -> None:
+    """The same body, the same identifiers: the compiled scan and the pure passes agree, whether the
+    body holds the identifier (any case, any escape) or only a near miss of it."""
+    if prefilter.hyperscan is None:
+        return  # under the "pure" run (or where Hyperscan is absent) there is nothing to compare
+    rng = random.Random(seed)
+    written = ident[:-1] if cut else ident  # a near miss: one character short
+    body = embed(spell(variant(written, rng) if written else "x", rng, escape), rng)
+    ids = ([ident], [str(rng.randrange(10**9, 10**10))])
+    compiled = Prefilter(*ids)
+    installed, prefilter.hyperscan = prefilter.hyperscan, None
+    try:
+        pure = Prefilter(*ids)
+    finally:
+        prefilter.hyperscan = installed
+    assert compiled._scanner is not None and pure._scanner is None
+    assert compiled.mentions(body) == pure.mentions(body)
