@@ -133,8 +133,9 @@ _IDENTIFIER, _ESCAPE, _NOTHING = 0, 1, -1  # a scan's answer (the first two are 
 
 
 class _Scanner:
-    """One Hyperscan database: the identifiers (id 0) and the escapes that could spell one (id 1),
-    caseless, over the raw body; the scan stops at the first match."""
+    """One Hyperscan database: each identifier (id ``_IDENTIFIER``) and the escapes that could spell
+    one (``_ESCAPE``), caseless, over the raw body; the scan stops at the first match. Compiling it
+    takes ~0.5 ms for a few identifiers and ~3 ms at ``MAX_IDENTIFIERS``, once per identifier set."""
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -165,18 +166,17 @@ def _scanner(needles: tuple[bytes, ...], danger: re.Pattern[bytes] | None) -> _S
     or if it refuses a pattern (then the pure path runs, with the same answers)."""
     if hyperscan is None or not needles:
         return None
-    patterns = [b"|".join(b"".join(b"\\x%02x" % c for c in n) for n in needles)]
+    # one expression per identifier (compiling them as one alternation took 3x as long: 8 ms at
+    # MAX_IDENTIFIERS, and a rebuild after a learned id runs in the response hook)
+    patterns = [b"".join(b"\\x%02x" % c for c in n) for n in needles]
+    ids = [_IDENTIFIER] * len(patterns)
     if danger is not None:
         patterns.append(danger.pattern)
+        ids.append(_ESCAPE)
     flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     try:
-        db.compile(
-            expressions=patterns,
-            ids=list(range(len(patterns))),
-            elements=len(patterns),
-            flags=[flags] * len(patterns),
-        )
+        db.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flags] * len(patterns))
     except hyperscan.HyperscanError:
         return None
     return _Scanner(db)
