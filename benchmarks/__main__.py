@@ -113,14 +113,16 @@ class _Origin(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class OriginServer(http.server.ThreadingHTTPServer):
+    """The local origins' server: a thread per keep-alive connection, a backlog for 4+ clients."""
+
     daemon_threads = True
     request_queue_size = 64
 
 
 @contextlib.contextmanager
 def origin(tls: tuple[Path, Path] | None = None) -> Iterator[int]:
-    server = _Server(("127.0.0.1", 0), _Origin)
+    server = OriginServer(("127.0.0.1", 0), _Origin)
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*tls)

@@ -38,7 +38,7 @@ from typing import Any
 import psutil
 
 from benchmarks import bodies
-from benchmarks.__main__ import Running, launch_mitmdump, pct, r3, rss_mb, start_daemon
+from benchmarks.__main__ import OriginServer, Running, launch_mitmdump, pct, r3, rss_mb, start_daemon
 from benchmarks.clients import make
 
 HOST = "www.instagram.com"
@@ -139,11 +139,7 @@ def serve_origin() -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    class Server(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 64
-
-    server = Server(("127.0.0.1", 0), Handler)
+    server = OriginServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(server.server_address[1], flush=True)
     sys.stdin.read()  # the parent closes it (or exits): stop
