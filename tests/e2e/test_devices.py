@@ -17,7 +17,7 @@ import sqlite3
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,6 +281,19 @@ def test_a_peer_whose_key_is_not_configured_reaches_nothing(tmp_path: Path, net:
         d.stop()
 
 
+@contextlib.contextmanager
+def instagram_from_phone(
+    tmp_path: Path, net: Net, conf: str, path: str
+) -> Iterator[tuple[Callable[..., subprocess.CompletedProcess[str]], Path]]:
+    """The phone's tunnel up and a local origin with its own certificate for www.instagram.com: a
+    curl inside the phone for ``path`` there (its extra arguments come before the URL), and that
+    origin's certificate (what a pinned app trusts)."""
+    with site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert), tunnel(net, conf, tmp_path):
+        resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
+        url = f"https://www.instagram.com:{port}{path}"
+        yield (lambda *args: curl_in(net, *resolve, *args, url)), own_cert
+
+
 def test_an_app_refusing_the_certificate_is_passed_through_next_time_and_journalled_once(
     tmp_path: Path, net: Net
 ) -> None:
@@ -292,20 +305,13 @@ def test_an_app_refusing_the_certificate_is_passed_through_next_time_and_journal
     d = start_daemon(tmp_path, state_dir=state)
     try:
         wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
-        with (
-            site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert),
-            tunnel(net, conf, tmp_path),
-        ):
-            url = f"https://www.instagram.com:{port}/sam.example/"
-            resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
-            first = curl_in(net, *resolve, url)  # the system's CAs only: refuses zerocontact's certificate
+        with instagram_from_phone(tmp_path, net, conf, "/sam.example/") as (curl, own_cert):
+            first = curl()  # the system's CAs only: refuses zerocontact's certificate
             assert first.returncode == 60, first.stderr
             for _ in range(2):
-                again = curl_in(net, *resolve, "--cacert", str(own_cert), url)
+                again = curl("--cacert", str(own_cert))
                 assert again.returncode == 0 and again.stdout == "origin says hi /sam.example/", again.stderr
-            browser = curl_in(
-                net, *resolve, "--cacert", str(d.ca), "--tls-max", "1.2", "-w", "\n%{http_code}", url
-            )
+            browser = curl("--cacert", str(d.ca), "--tls-max", "1.2", "-w", "\n%{http_code}")
             assert browser.stdout.endswith("\n403"), browser.stdout + browser.stderr  # still decrypted
 
         def apps() -> list[tuple[str, str, str]] | None:
@@ -322,13 +328,8 @@ def test_an_app_refusing_the_certificate_is_passed_through_next_time_and_journal
         # a restart remembers it (schema 5): the app's first connection passes, nothing new is noted
         d = start_daemon(tmp_path, state_dir=state, name="again")
         wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
-        with (
-            site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert),
-            tunnel(net, conf, tmp_path),
-        ):
-            url = f"https://www.instagram.com:{port}/sam.example/"
-            resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
-            again = curl_in(net, *resolve, "--cacert", str(own_cert), url)
+        with instagram_from_phone(tmp_path, net, conf, "/sam.example/") as (curl, own_cert):
+            again = curl("--cacert", str(own_cert))
             assert again.returncode == 0 and again.stdout == "origin says hi /sam.example/", again.stderr
         d.stop()
         assert apps() == [("www.instagram.com", "device phone", "instagram")]
@@ -354,16 +355,11 @@ def test_during_a_block_of_the_whole_client_an_app_refusing_the_certificate_is_r
     d = start_daemon(tmp_path, CLIENT_RULES, state_dir=state)
     try:
         wait_for(lambda: "devices connect through WireGuard" in d.output(), 20, "the WireGuard server")
-        with (
-            site(tmp_path, net.site_ip, "www.instagram.com") as (port, own_cert),
-            tunnel(net, conf, tmp_path),
-        ):
-            url = f"https://www.instagram.com:{port}/feed/"
-            resolve = ("--resolve", f"www.instagram.com:{port}:{net.site_ip}")
-            first = curl_in(net, *resolve, url)
+        with instagram_from_phone(tmp_path, net, conf, "/feed/") as (curl, own_cert):
+            first = curl()
             assert first.returncode == 60, first.stderr  # refused the certificate: found out
             for _ in range(2):
-                refused = curl_in(net, *resolve, "--cacert", str(own_cert), url)
+                refused = curl("--cacert", str(own_cert))
                 # closed before TLS (not a certificate error: no certificate was offered this time)
                 assert refused.returncode not in (0, 60) and "origin says hi" not in refused.stdout, refused
 
