@@ -30,7 +30,7 @@ from zerocontact.rules.prefilter import Prefilter
 from zerocontact.rules.response import json_objects
 
 from .attempts import DayCount, Looks, is_navigation
-from .blockpage import HEADERS_API, HEADERS_HTML, NOTE_PATH, Pages, describe, refusal
+from .blockpage import HEADERS_API, HEADERS_HTML, NOTE_PATH, Pages, describe, ordinal, refusal
 from .clientproc import process_for
 from .devices import DEVICE_PREFIX
 from .enforcement import Enforcement
@@ -41,6 +41,9 @@ log = logging.getLogger("zerocontact.proxy")
 # bytes a character) that is under 5 KB. Anything larger is refused before it is parsed, since
 # parsing a 40 MB form of ten million fields held the proxy's loop for about 20 s.
 NOTE_BODY_LIMIT = 16 * 1024
+# the refusals' headers as mitmproxy stores them: made once, not encoded again for every block
+_HTML_FIELDS = tuple((k.encode(), v.encode()) for k, v in HEADERS_HTML.items())
+_API_FIELDS = tuple((k.encode(), v.encode()) for k, v in HEADERS_API.items())
 
 
 MAX_CONNECTIONS_REMEMBERED = 1000
@@ -83,7 +86,7 @@ class Blocker:
     # from the same process, and a reload storm would otherwise queue a full socket scan per reload
     _procs: dict[str, Future[str | None]] = field(default_factory=dict)
     _filters: dict[str, tuple[Matcher, int, Prefilter]] = field(default_factory=dict)
-    _last_page: tuple[tuple[str, int, str, str | None] | None, str] = (None, "")
+    _last_page: tuple[tuple[str, int, str, str | None] | None, bytes] = (None, b"")
     blocked: int = 0
     hidden: int = 0  # entries kept out of sight (removed from mixed lists) since the start
     missed: int = 0  # responses with their entries that could not be rewritten safely, passed on as they were
@@ -445,21 +448,23 @@ class Blocker:
             # a burst (a page reloaded, its assets retried) shows the same page: render it once
             page_key = (key, count, what, v.person)
             if self._last_page[0] != page_key:
-                self._last_page = (page_key, self._page(v, what, count, key))
-            resp = http.Response.make(403, self._last_page[1], HEADERS_HTML)
+                self._last_page = (page_key, self._page(v, what, count, key).encode())
+            resp = http.Response.make(403, self._last_page[1], _HTML_FIELDS)
         else:
-            resp = http.Response.make(403, refusal(what), HEADERS_API)
+            resp = http.Response.make(403, refusal(what), _API_FIELDS)
         flow.response = resp  # in the response hook this replaces the origin's answer unseen
-        # one line per attempt; the repeats inside its burst only at debug level (writing a log line
-        # is a synchronous write on the loop, and a reloading page repeats it hundreds of times)
-        log.log(
-            logging.INFO if new else logging.DEBUG,
-            "blocked %s %s%s: %s",
-            flow.request.method,
-            flow.request.pretty_host,
-            flow.request.path.split("?")[0][:80],
-            v.reason,
-        )
+        # One line per attempt, naming neither the person nor the address: this log is the service
+        # manager's (journald keeps it, readable beyond its owner, and `forget` cannot reach it); the
+        # details stay in the private journal. Repeats inside a burst only at debug level.
+        if new:
+            log.info("blocked: %s, the %s time today", what, ordinal(count))
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "blocked again %s %s%s",
+                flow.request.method,
+                flow.request.pretty_host,
+                flow.request.path.split("?")[0][:80],
+            )
 
     @staticmethod
     def _is_page(flow: http.HTTPFlow, v: Verdict) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from importlib import resources
 
 import jinja2
+import markupsafe
 
 from zerocontact.rules import Verdict
 from zerocontact.rules.platforms import presets
@@ -93,8 +94,38 @@ def plainly(v: Verdict, active: Collection[str] | None) -> str:
     return "Allowed: zerocontact does not look at this site (your rules name no one on it)."
 
 
+# Marks for the parts of a block page that change with every attempt. Each holds "<", which
+# autoescaping turns into "&lt;" wherever the rules' own words (``why``, ``instead``) contain it, so
+# a mark left in a rendered frame can only be the template's own.
+_TIMES_MARK = "<zc-times/>"
+_ID_MARK = "<zc-attempt/>"
+_FRAMES_KEPT = 64  # wordings: people x platforms x surfaces x "instead" lines, and first or not
+_ORDINAL_WORDS = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+)
+
+
+def ordinal(n: int) -> str:
+    """'second', 'tenth', '11th', '22nd', '103rd': how many times today, as the page says it."""
+    if 1 <= n <= len(_ORDINAL_WORDS):
+        return _ORDINAL_WORDS[n - 1]
+    if n % 100 in (11, 12, 13):
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
 class Pages:
     def __init__(self) -> None:
+        self._frames: dict[tuple[str, str, bool, str | None, str], str] = {}
         root = resources.files("zerocontact.daemon").joinpath("templates")
         self.env = jinja2.Environment(
             loader=jinja2.FunctionLoader(lambda name: root.joinpath(name).read_text(encoding="utf-8")),
@@ -114,16 +145,26 @@ class Pages:
         instead: str,
         attempt_id: str,
     ) -> str:
-        return self.block_t.render(
-            what=what,
-            why=why,
-            today_count=today_count,
-            lifts_on=lifts_on,
-            instead=instead,
-            question=QUESTION,
-            note_action=NOTE_PATH,
-            attempt_id=attempt_id,
-        )
+        """The page for one attempt. Every new attempt has a new count and id, so the template is
+        rendered once per wording (the count and id left as marks) and each page is two replaces."""
+        first = today_count <= 1
+        key = (what, why, first, lifts_on, instead)
+        frame = self._frames.get(key)
+        if frame is None:
+            if len(self._frames) >= _FRAMES_KEPT:
+                self._frames.clear()
+            frame = self._frames[key] = self.block_t.render(
+                what=what,
+                why=why,
+                times=None if first else markupsafe.Markup(_TIMES_MARK),
+                lifts_on=lifts_on,
+                instead=instead,
+                question=QUESTION,
+                note_action=NOTE_PATH,
+                attempt_id=markupsafe.Markup(_ID_MARK),
+            )
+        page = frame.replace(_ID_MARK, str(markupsafe.escape(attempt_id)))
+        return page if first else page.replace(_TIMES_MARK, ordinal(today_count))
 
     def noted(self, instead: str) -> str:
         return self.noted_t.render(instead=instead)

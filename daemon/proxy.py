@@ -168,6 +168,12 @@ class Proxy:
 
     async def start(self) -> tuple[str, int]:
         m = self.master = master.Master(self.opts)
+        # mitmproxy re-emits every stdlib log record as the deprecated ``add_log`` event to each of
+        # its ~45 addons, waking the loop from outside for it; no addon here listens, and the daemon
+        # logs a line per blocked attempt (a fifth of a blocked request's cost went there)
+        legacy = getattr(m, "_legacy_log_events", None)
+        if legacy is not None:
+            legacy.uninstall()
         m.addons.add(*addons.default_addons())
         self.opts.update(
             connection_strategy="lazy",  # a blocked request never opens a connection to the platform

@@ -99,6 +99,33 @@ def test_page_navigation_gets_the_block_page_and_api_calls_json() -> None:
     assert "Retry-After" not in api.response.headers
 
 
+def test_each_new_attempt_gets_its_own_count_and_id_on_the_page(caplog: pytest.LogCaptureFixture) -> None:
+    """The page is rendered from a kept frame per wording; the count and attempt id are put in per
+    attempt, and the rules' own words cannot stand in for them (the marks are escaped there)."""
+    b = blocker(RULES.replace('why = "Healing."', 'why = "Healing <zc-times/> <zc-attempt/>"'))
+    pages = []
+    with taddons.context(b), caplog.at_level("INFO", logger="zerocontact.proxy"):
+        for _ in range(12):
+            nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+            f = flow("GET", "https://www.instagram.com/sam.example/", nav)
+            b.request(f)
+            assert f.response is not None
+            pages.append(f.response.text)
+    assert "first time today" in pages[0] and "second time today" in pages[1]
+    assert "tenth time today" in pages[9] and "12th time today" in pages[11]
+    ids = [p.split('name="attempt" value="')[1].split('"')[0] for p in pages]
+    assert len(set(ids)) == 12 and all(len(i) >= 16 for i in ids)
+    assert all("Healing &lt;zc-times/&gt; &lt;zc-attempt/&gt;" in p for p in pages)
+    assert all("<zc-" not in p for p in pages)
+    # the service's log (journald keeps it, beyond the private journal) names neither her nor the address
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("blocked")]
+    assert lines[:2] == [
+        "blocked: An Instagram profile, the first time today",
+        "blocked: An Instagram profile, the second time today",
+    ]
+    assert len(lines) == 12 and not any("sam" in line.lower() for line in lines)
+
+
 def test_show_name_setting() -> None:
     b = blocker(RULES.replace("show_name = false", "show_name = true"))
     f = flow("GET", "https://www.instagram.com/sam.example/")
