@@ -110,6 +110,56 @@ class _Terms:
         return out
 
 
+_LITERAL_DEPTH = 3  # how many leading literal path segments a pattern is indexed by
+
+
+def _literal_prefix(pat: Pattern) -> tuple[str, ...]:
+    """The pattern's leading path segments that are plain ASCII literals (compared case-blind)."""
+    out: list[str] = []
+    for t in (pat.path or ())[:_LITERAL_DEPTH]:
+        if t.kind is not None or t.decode or "*" in t.text or not t.text or not t.text.isascii():
+            break
+        out.append(t.text.lower())
+    return tuple(out)
+
+
+def _captures_first(pat: Pattern) -> bool:
+    return bool(pat.path) and pat.path is not None and pat.path[0].kind is not None
+
+
+class _PathIndex:
+    """A platform's patterns by their leading literal path segments, so that judging a request tries
+    only the patterns its path can match, in their order (Instagram has 76 patterns; a request under
+    /api/v1/media/ can match a handful). Every allowed request on a targeted host is judged."""
+
+    def __init__(self, patterns: tuple[Pattern, ...], reserved: frozenset[str]) -> None:
+        self._all = patterns
+        self._reserved = reserved
+        by: dict[tuple[str, ...], list[int]] = {}
+        for i, pat in enumerate(patterns):
+            by.setdefault(_literal_prefix(pat), []).append(i)
+        self._by = {k: tuple(v) for k, v in by.items()}
+        # A reserved first segment ("api", "explore") is never a handle: patterns that capture one
+        # there cannot match it (``Matcher._match`` refuses them), so they are not tried.
+        self._by_reserved = {
+            k: tuple(i for i in v if not _captures_first(patterns[i])) for k, v in by.items()
+        }
+        self._depths = sorted({len(k) for k in by})
+
+    def candidates(self, segments: tuple[str, ...]) -> tuple[Pattern, ...] | list[Pattern]:
+        head = segments[:_LITERAL_DEPTH]
+        if not all(s.isascii() for s in head):
+            # re's case-blind match also pairs some non-ASCII letters with ASCII ones (the Kelvin
+            # sign with "k"), which lower() does not: such a path tries every pattern, as before
+            return self._all
+        low = tuple(s.lower() for s in head)
+        by = self._by_reserved if low and low[0] in self._reserved else self._by
+        found = [by.get(low[:d], ()) for d in self._depths if d <= len(low)]
+        if len(found) == 1:
+            return [self._all[i] for i in found[0]]
+        return [self._all[i] for i in sorted(i for f in found for i in f)]
+
+
 class Matcher:
     """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
 
@@ -148,6 +198,9 @@ class Matcher:
                 for term in self._people[name].search_terms:
                     whole.setdefault(norm_search(term), set()).add(name)
             self._search[pname] = _Terms(whole)
+        self._paths = {
+            name: _PathIndex(plat.patterns, plat.reserved) for name, plat in self.platforms.items()
+        }
         self._hosts: dict[str, list[Platform]] = {}
         for plat in self.platforms.values():
             for h in plat.hosts:
@@ -212,7 +265,7 @@ class Matcher:
             return Verdict(False, f"{req.host or 'this host'} is not a platform the rules target")
         pending: tuple[Platform, Pattern] | None = None
         for plat in plats:
-            for pat in plat.patterns:
+            for pat in self._paths[plat.name].candidates(req.segments):
                 hit = self._match(plat, pat, req, active, _depth)
                 if hit is None:
                     continue

@@ -71,3 +71,34 @@ def test_every_preset_has_samples() -> None:
         verdicts = {c["verdict"] for c in cases}
         assert verdicts == {"block", "allow"}, f"{name}: needs both blocked and allowed samples"
         assert len(cases) >= 10, f"{name}: only {len(cases)} samples"
+
+
+def _variants(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row, its path upper-cased, with a doubled slash, and with a non-ASCII letter that the
+    path regexes fold to an ASCII one (Kelvin sign for "k", long s for "s")."""
+    method, _, url = case["request"].rpartition(" ")
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    out = [case]
+    for p in (path.upper(), "/" + path, path.replace("k", "\u212a"), path.replace("s", "\u017f")):
+        out.append({**case, "request": f"{method} {scheme}://{host}{slash}{p}".strip()})
+    return out
+
+
+@pytest.mark.parametrize("name", [f.stem for f in FILES])
+def test_the_path_index_judges_as_trying_every_pattern(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matcher tries only the patterns a path's leading literal segments allow: on every row
+    (and variants of it) that must give exactly the verdict that trying every pattern gives."""
+    from zctest.casefiles import request
+
+    from zerocontact.rules import matcher as matcher_module
+
+    m = _matcher(name)
+    rows = [v for case in read(CASES / f"{name}.toml")["case"] for v in _variants(case)]
+    indexed = [m.judge(request(row)) for row in rows]
+    monkeypatch.setattr(matcher_module._PathIndex, "candidates", lambda self, segments: self._all)
+    every = [m.judge(request(row)) for row in rows]
+    assert [(r["request"], v) for r, v in zip(rows, indexed, strict=True)] == [
+        (r["request"], v) for r, v in zip(rows, every, strict=True)
+    ]
+    assert any(v.block for v in indexed)
