@@ -2,7 +2,7 @@
 
 For each Instagram-shaped body (``benchmarks.bodies``), in this process, best of N: the prefilter's
 verdict (``Prefilter.mentions``, what every response on a targeted host now costs) beside what the
-hook did before it existed and still does on a hit (``json_objects`` plus ``learn_from``, and
+hook did before it existed and still does on a hit (``json_objects``, one walk, ``learn_from`` and
 ``owner_in`` for posts), and the prefilter at 1, 10, 24 and 48 identifiers (``MAX_IDENTIFIERS``: past
 it nothing is searched and every body is decoded, as before the prefilter). Prints JSON.
 """
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from benchmarks import bodies
 from zerocontact.rules import Matcher, load
 from zerocontact.rules.prefilter import MAX_IDENTIFIERS, Prefilter
+from zerocontact.rules.request import all_dicts
 from zerocontact.rules.response import json_objects
 
 RULES = '[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example", x = "samexample" }\n'
@@ -54,8 +55,9 @@ def main(argv: list[str] | None = None) -> None:
 
         def decode_walk(body: bytes = body, ctype: str = ctype) -> None:
             objs = json_objects(body, ctype)
-            m.learn_from("instagram", objs)
-            m.owner_in("instagram", objs)
+            dicts = all_dicts(objs)  # walked once for both, as the response hook does
+            m.learn_from("instagram", objs, dicts)
+            m.owner_in("instagram", objs, dicts)
 
         out[f"decode_walk_ms_{name}"] = best_ms(decode_walk, max(1, n // 3))
     rng = random.Random(3)

@@ -27,6 +27,7 @@ from zerocontact.rules import Matcher, Request, Verdict
 from zerocontact.rules.feed import Stripped, rules_for, strip
 from zerocontact.rules.policy import entry_key
 from zerocontact.rules.prefilter import Prefilter
+from zerocontact.rules.request import all_dicts
 from zerocontact.rules.response import json_objects
 
 from .attempts import DayCount, Looks, is_navigation
@@ -248,10 +249,11 @@ class Blocker:
         counts, and is skipped when a target owns the whole response (it is blocked instead)."""
         platform = verdict.platform or ""
         objs = json_objects(body, ctype)
-        learned = enf.matcher.learn_from(platform, objs) if objs else []
+        dicts = all_dicts(objs)  # walked once for learning and the owner check
+        learned = enf.matcher.learn_from(platform, objs, dicts) if objs else []
         owner = None
         if objs and verdict.needs_response and verdict.surface:
-            owner = enf.matcher.owner_in(platform, objs)
+            owner = enf.matcher.owner_in(platform, objs, dicts)
         if owner is not None:
             return _Found(learned, owner)
         path = req.url.split("://", 1)[-1].partition("/")[2].split("?")[0]

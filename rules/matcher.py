@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from .platforms import Pattern, Platform, Template, custom_platforms, presets
-from .request import Request, resolve, walk_dicts
+from .request import Request, all_dicts, resolve
 from .schema import Ruleset
 
 SEARCH_PREFIX_MIN = 4  # typeahead sends every keystroke; prefixes this long of a handle are blocked too
@@ -446,41 +446,56 @@ class Matcher:
         return True
 
     # -- responses ---------------------------------------------------------------------------------
-    def learn_from(self, platform: str, objects: Iterable[Any]) -> list[tuple[str, str]]:
-        """Learn ids next to a target's handle in allowed JSON (``username`` beside ``pk``…)."""
+    def learn_from(
+        self, platform: str, objects: Iterable[Any], dicts: list[dict[str, Any]] | None = None
+    ) -> list[tuple[str, str]]:
+        """Learn ids next to a target's handle in allowed JSON (``username`` beside ``pk``…).
+        ``dicts``: the objects already walked (``all_dicts``), when more than one check reads them."""
         plat = self.platforms.get(platform)
         if plat is None or not plat.learn:
             return []
+        firsts = _first_keys(tuple(hp for spec in plat.learn for hp in spec.handle))
+        plan = [(spec, _firsts_of(spec.handle)) for spec in plat.learn]
+        table = self._ids.get(platform, {})
         new: list[tuple[str, str]] = []
-        for obj in objects:
-            for d in walk_dicts(obj):
-                for spec in plat.learn:
-                    for hp in spec.handle:
-                        for h in resolve(d, hp):
-                            if spec.handle_forms:
-                                h = next((x for f in spec.handle_forms for x in f.captures(h)), "")
-                            for name in self._ids.get(platform, {}).get(norm(h), ()):
-                                for ip in spec.ids:
-                                    for v in resolve(d, ip):
-                                        # forms: only what a known wrapper holds (highlight:<id>)
-                                        got = [x for f in spec.forms for x in f.captures(v)]
-                                        for value in got if spec.forms else [v]:
-                                            if self.learn(platform, value, name):
-                                                new.append((value, name))
+        for d in all_dicts(objects) if dicts is None else dicts:
+            if d.keys().isdisjoint(firsts):
+                continue  # no handle key here: nothing to learn from this object (most of them)
+            for spec, handles in plan:
+                for hp, first in handles:
+                    if first not in d:
+                        continue
+                    for h in resolve(d, hp):
+                        if spec.handle_forms:
+                            h = next((x for f in spec.handle_forms for x in f.captures(h)), "")
+                        for name in table.get(norm(h), ()):
+                            for ip in spec.ids:
+                                for v in resolve(d, ip):
+                                    # forms: only what a known wrapper holds (highlight:<id>)
+                                    got = [x for f in spec.forms for x in f.captures(v)]
+                                    for value in got if spec.forms else [v]:
+                                        if self.learn(platform, value, name):
+                                            new.append((value, name))
         return new
 
-    def owner_in(self, platform: str, objects: Iterable[Any]) -> tuple[str, str] | None:
+    def owner_in(
+        self, platform: str, objects: Iterable[Any], dicts: list[dict[str, Any]] | None = None
+    ) -> tuple[str, str] | None:
         """The first target found as the owner of a response's content: (person, identifier)."""
         plat = self.platforms.get(platform)
         if plat is None:
             return None
-        for obj in objects:
-            for d in walk_dicts(obj):
-                for key in plat.owner_keys:
-                    for v in resolve(d, key):
-                        names = self.lookup(platform, v)
-                        if names:
-                            return names[0], v
+        firsts, keys = _first_keys(plat.owner_keys), _firsts_of(plat.owner_keys)
+        for d in all_dicts(objects) if dicts is None else dicts:
+            if d.keys().isdisjoint(firsts):
+                continue
+            for key, first in keys:
+                if first not in d:
+                    continue
+                for v in resolve(d, key):
+                    names = self.lookup(platform, v)
+                    if names:
+                        return names[0], v
         return None
 
     def blocks(self, person: str, surface: str, active: Collection[str] | None) -> bool:
@@ -501,16 +516,30 @@ class Matcher:
         plat = self.platforms.get(platform)
         if plat is None:
             return None
-        for obj in objects:
-            for d in walk_dicts(obj):
-                for rule in plat.frames:
-                    for v in resolve(d, rule.key):
-                        got = rule.template.capture(v)
-                        if got:
-                            names = self.lookup(platform, got)
-                            if names:
-                                return names[0], rule.surface, got
+        firsts = _first_keys(tuple(rule.key for rule in plat.frames))
+        for d in all_dicts(objects):
+            if d.keys().isdisjoint(firsts):
+                continue
+            for rule in plat.frames:
+                for v in resolve(d, rule.key):
+                    got = rule.template.capture(v)
+                    if got:
+                        names = self.lookup(platform, got)
+                        if names:
+                            return names[0], rule.surface, got
         return None
+
+
+@lru_cache(maxsize=256)
+def _first_keys(dotted: tuple[str, ...]) -> frozenset[str]:
+    """The keys an object must have for any of these dotted paths to find something in it."""
+    return frozenset(k.split(".", 1)[0] for k in dotted)
+
+
+@lru_cache(maxsize=256)
+def _firsts_of(dotted: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each dotted path with the key it starts with, in order."""
+    return tuple((k, k.split(".", 1)[0]) for k in dotted)
 
 
 def _what(plat: Platform, surface: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -209,19 +209,27 @@ def _restli(s: str, i: int) -> tuple[Any, int]:
     return unquote(s[i:j]), j
 
 
-def walk_dicts(obj: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Every JSON object inside ``obj``, depth first."""
-    if depth > 60:
-        return
-    if isinstance(obj, dict):
-        yield obj
-        for v in obj.values():
+def all_dicts(objects: Iterable[Any]) -> list[dict[str, Any]]:
+    """Every JSON object inside each of ``objects``, depth first (an object before those inside it),
+    to 60 levels, as one list: walked once for everything a body is checked for (learning, owners),
+    not once per check."""
+    out: list[dict[str, Any]] = []
+    add = out.append
+
+    def visit(o: Any, depth: int) -> None:
+        if depth > 60:
+            return
+        if isinstance(o, dict):
+            add(o)
+            o = o.values()
+        for v in o:
             if isinstance(v, (dict, list)):
-                yield from walk_dicts(v, depth + 1)
-    elif isinstance(obj, list):
-        for v in obj:
-            if isinstance(v, (dict, list)):
-                yield from walk_dicts(v, depth + 1)
+                visit(v, depth + 1)
+
+    for obj in objects:
+        if isinstance(obj, (dict, list)):
+            visit(obj, 0)
+    return out
 
 
 def resolve(obj: dict[str, Any], dotted: str) -> list[str]:

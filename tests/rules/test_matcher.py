@@ -114,3 +114,35 @@ def test_whose_block_closes_a_whole_client() -> None:
     assert m.client_closed("i.instagram.com", frozenset({"T"})) is None  # U's block is not in force
     assert m.client_closed("www.example.org", None) is None
     assert matcher_for("sam").client_closed("i.instagram.com", None) is None  # "client" is opt-in
+
+
+def test_all_dicts_walks_depth_first_to_sixty_levels() -> None:
+    from zerocontact.rules.request import all_dicts
+
+    inner = {"c": 3}
+    doc = {"a": 1, "items": [{"b": 2, "sub": inner}, [[{"d": 4}]], "text"], "last": {"e": 5}}
+    assert [sorted(d) for d in all_dicts([doc, {"second": True}])] == [
+        ["a", "items", "last"],
+        ["b", "sub"],
+        ["c"],
+        ["d"],
+        ["e"],
+        ["second"],
+    ]
+    deep: dict[str, object] = {"level": 0}
+    node = deep
+    for i in range(1, 80):
+        child: dict[str, object] = {"level": i}
+        node["next"] = child
+        node = child
+    assert [d["level"] for d in all_dicts([deep])] == list(range(61))  # as deep as JSON here nests
+
+
+def test_owner_and_learning_find_dotted_keys_only_where_their_first_key_is() -> None:
+    m = Matcher(load('[[person]]\nname = "T"\naccounts = { instagram = "sam.example" }\n'))
+    caption_only = {"items": [{"caption": {"text": "sam.example"}, "user": {"username": "other", "pk": "1"}}]}
+    assert m.owner_in("instagram", [caption_only]) is None
+    owned = {"items": [{"id": "9", "owner": {"username": "Sam.Example"}}]}
+    assert m.owner_in("instagram", [owned]) == ("T", "Sam.Example")
+    nested = {"data": [{"x": {"user": {"username": "sam.example", "id": "515151"}}}]}
+    assert m.learn_from("instagram", [nested]) == [("515151", "T")]
