@@ -266,3 +266,16 @@ def test_both_engines_give_the_same_answer(ident: str, seed: int, escape: float,
         prefilter.hyperscan = installed
     assert compiled._scanner is not None and pure._scanner is None
     assert compiled.mentions(body) == pure.mentions(body)
+
+
+def test_other_ascii_escapes_before_a_mention_do_not_hide_it() -> None:
+    """Meta's HTML writes ``\\u0040`` and ``\\u003C``: escapes of characters no identifier has. The
+    compiled scan stops at the first of them and answers with its exact pass, which must still see
+    a plain or escaped mention further on, and nothing where there is none."""
+    pf = Prefilter(["sam.example"], ["4242424242"])
+    lead = b'{"bio":"\\u0040home \\u003Cb\\u003E","items":[' + b'{"text":"caf\\u00e9"},' * 2000
+    assert pf.mentions(lead + b'{"username":"Sam.Example"}]}')
+    assert pf.mentions(lead + b'{"username":"s\\u0061m.ex\\u0041mple"}]}')
+    assert pf.mentions(lead + b'{"pk":"4242\\u003424242"}]}')
+    assert not pf.mentions(lead + b'{"username":"sam.exampl"}]}')
+    assert not pf.mentions(b'{"a":"\\u0040\\u003c\\u0026"}')
