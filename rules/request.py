@@ -212,22 +212,25 @@ def _restli(s: str, i: int) -> tuple[Any, int]:
 def all_dicts(objects: Iterable[Any]) -> list[dict[str, Any]]:
     """Every JSON object inside each of ``objects``, depth first (an object before those inside it),
     to 60 levels, as one list: walked once for everything a body is checked for (learning, owners),
-    not once per check."""
+    not once per check. Decoded JSON holds plain dicts and lists only, so their exact types are
+    tested (twice as fast as ``isinstance`` over the thousands of values of a 200 KB body)."""
     out: list[dict[str, Any]] = []
     add = out.append
+    d_, l_ = dict, list
 
     def visit(o: Any, depth: int) -> None:
         if depth > 60:
             return
-        if isinstance(o, dict):
+        if type(o) is d_:
             add(o)
             o = o.values()
         for v in o:
-            if isinstance(v, (dict, list)):
+            t = type(v)
+            if t is d_ or t is l_:
                 visit(v, depth + 1)
 
     for obj in objects:
-        if isinstance(obj, (dict, list)):
+        if type(obj) is d_ or type(obj) is l_:
             visit(obj, 0)
     return out
 
