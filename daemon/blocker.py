@@ -88,6 +88,7 @@ class Blocker:
     _procs: dict[str, Future[str | None]] = field(default_factory=dict)
     _filters: dict[str, tuple[Matcher, int, Prefilter]] = field(default_factory=dict)
     _last_page: tuple[tuple[str, int, str, str | None] | None, bytes] = (None, b"")
+    _last_date: str = ""  # the last HTTPS Date header handed to on_date
     blocked: int = 0
     hidden: int = 0  # entries kept out of sight (removed from mixed lists) since the start
     missed: int = 0  # responses with their entries that could not be rewritten safely, passed on as they were
@@ -202,9 +203,14 @@ class Blocker:
             return None
         platform = verdict.platform or ""
         enf = self.enforcement
-        if self.on_date is not None and flow.request.scheme == "https" and "date" in flow.response.headers:
-            with contextlib.suppress(TypeError, ValueError, IndexError):
-                self.on_date(email.utils.parsedate_to_datetime(flow.response.headers["date"]))
+        if self.on_date is not None and flow.request.scheme == "https":
+            date = flow.response.headers.get("date")
+            # a Date header changes once a second: the same text again says nothing new (and parsing
+            # it is most of what an allowed response costs here)
+            if date and date != self._last_date:
+                self._last_date = date
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    self.on_date(email.utils.parsedate_to_datetime(date))
         plat = enf.matcher.platforms.get(platform)
         if plat is None:
             return None

@@ -577,3 +577,23 @@ def test_a_feed_that_cannot_be_rewritten_is_passed_on_and_the_miss_counted(tmp_p
     assert b.today is not None
     with reading(tmp_path / "journal.sqlite3") as r:
         assert r.hidden(b.today.date(), b.today.date()) == [(b.today.date(), "instagram", 0, 1)]
+
+
+def test_each_new_https_date_header_reaches_the_clock_once() -> None:
+    """The trusted clock hears a platform's Date header; the same header text again (every response
+    within that second) is not parsed again, a new second is, and plain HTTP never counts."""
+    import datetime as dt
+
+    seen: list[dt.datetime] = []
+    b = dataclasses.replace(blocker(RULES), on_date=seen.append)
+    dates = ["Wed, 02 Dec 2026 03:00:00 GMT"] * 3 + ["Wed, 02 Dec 2026 03:00:01 GMT", "not a date"]
+    with taddons.context(b):
+        for scheme, date in [("https", d) for d in dates] + [("http", "Wed, 02 Dec 2026 03:00:05 GMT")]:
+            f = flow("GET", f"{scheme}://www.instagram.com/api/v1/feed/timeline/")
+            b.request(f)
+            f.response = http.Response.make(200, b"{}", {"Content-Type": "application/json", "Date": date})
+            b.response(f)
+    assert seen == [
+        dt.datetime(2026, 12, 2, 3, 0, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 2, 3, 0, 1, tzinfo=dt.UTC),
+    ]
