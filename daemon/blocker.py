@@ -15,7 +15,7 @@ import email.utils
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -379,14 +379,13 @@ class Blocker:
         body = r.get_content(strict=False) or b"" if r.method not in ("GET", "HEAD") else b""
         return Request(r.method, r.pretty_url, headers, body)
 
-    def _attempt(self, flow: http.HTTPFlow, v: Verdict) -> tuple[str, int, bool]:
+    def _attempt(self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str]) -> tuple[str, int, bool]:
         """Record one look, or fold this request into the look it belongs to; return the attempt's
         key, today's count and whether it is a new attempt (``attempts``: one per look, never one
         per request)."""
         assert self.today is not None
         now = time.monotonic()
         person, platform = v.person or "", v.platform or ""
-        headers = header_dict(flow.request.headers)
         look = self._looks.current(person, platform, is_navigation(headers, v.kind), now)
         if look is not None:
             new_surface = self._looks.fold(look, v.surface, now)
@@ -449,10 +448,11 @@ class Blocker:
 
     def _block(self, flow: http.HTTPFlow, v: Verdict) -> None:
         self.blocked += 1
-        key, count, new = self._attempt(flow, v)
+        headers = header_dict(flow.request.headers)
+        key, count, new = self._attempt(flow, v, headers)
         what = describe(v.platform, v.surface)
         flow.metadata["zerocontact_blocked"] = True
-        if self._is_page(flow, v):
+        if self._is_page(flow, v, headers):
             # a burst (a page reloaded, its assets retried) shows the same page: render it once
             page_key = (key, count, what, v.person)
             if self._last_page[0] != page_key:
@@ -475,10 +475,10 @@ class Blocker:
             )
 
     @staticmethod
-    def _is_page(flow: http.HTTPFlow, v: Verdict) -> bool:
+    def _is_page(flow: http.HTTPFlow, v: Verdict, h: Mapping[str, str]) -> bool:
+        """Whether a browser shows this answer as a page (``h``: the headers by lower-case name)."""
         if v.kind != "page" or flow.request.method not in ("GET", "HEAD"):
             return False
-        h = flow.request.headers
         dest = h.get("sec-fetch-dest", "")
         if dest:
             return dest in ("document", "iframe", "frame")
