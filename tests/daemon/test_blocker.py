@@ -495,7 +495,8 @@ def test_a_failing_inspection_off_the_loop_fails_closed(monkeypatch: pytest.Monk
 
     async def run() -> None:
         with taddons.context(b):
-            padding = [{"code": f"o{i}", "user": {"username": "someone.else"}} for i in range(2000)]
+            many = addon.INLINE_BYTES // 40
+            padding = [{"code": f"o{i}", "user": {"username": "someone.else"}} for i in range(many)]
             body = json.dumps({"items": [{"user": {"username": "sam.example"}}, *padding]}).encode()
             assert len(body) > addon.INLINE_BYTES  # inspected in the thread, which fails
             pending = _answered(b, post, body)
