@@ -324,9 +324,18 @@ def compare(
     out["mitm_cpu_ms"] = med(cpu["mitm"])
     # requests per CPU-second, zerocontact over mitmproxy: what requests/s would be with a core each,
     # and far less disturbed by whatever else the machine runs than requests/s themselves
-    out["cpu_ratio"] = med([m / z for z, m in zip(cpu["zc"], cpu["mitm"], strict=True)])
+    # (the clock-tick resolution, 10 ms, can read 0 for the few requests of --quick: such rounds are
+    # left out, and with none left there is no figure)
+    both = [(z, m) for z, m in zip(cpu["zc"], cpu["mitm"], strict=True) if z > 0 and m > 0]
+    out["cpu_ratio"] = med([m / z for z, m in both]) if both else None
     out["rps_ratio_per_round"] = [r3(a.rps / b.rps) for a, b in zip(busy["zc"], busy["mitm"], strict=True)]
     return out
+
+
+def _least(xs: Iterator[float | None]) -> float | None:
+    """The smallest of the figures there are (a --quick run may have none)."""
+    there = [x for x in xs if x is not None]
+    return min(there) if there else None
 
 
 def rewritten_size(zc: Running, path: str, sent: int) -> int:
@@ -530,12 +539,12 @@ def run(sizes: Sizes, protocols: tuple[str, ...] = PROTOCOLS, cases: tuple[str, 
     if feed:
         out["feed_rewrite_rps_ratio_min"] = min(v["rps_ratio"] for v in feed.values())
         out["feed_rewrite_p50_ratio_max"] = max(v["p50_ratio"] for v in feed.values())
-        out["feed_rewrite_cpu_ratio_min"] = min(v["cpu_ratio"] for v in feed.values())
+        out["feed_rewrite_cpu_ratio_min"] = _least(v["cpu_ratio"] for v in feed.values())
     out["traffic"] = traffic
     if allowed:
         out["traffic_rps_ratio_min"] = min(v["rps_ratio"] for v in allowed.values())
         out["traffic_p50_ratio_max"] = max(v["p50_ratio"] for v in allowed.values())
-        out["traffic_cpu_ratio_min"] = min(v["cpu_ratio"] for v in allowed.values())
+        out["traffic_cpu_ratio_min"] = _least(v["cpu_ratio"] for v in allowed.values())
     for proto in protocols:
         b = traffic.get(f"{proto}_blocked")
         if b:
