@@ -315,7 +315,9 @@ class Daemon:
         self.clock = self._injected_clock or TrustedClock(self.paths.clock, on_tamper=self._on_tamper)
         clock = self.clock
         await life.enter("clock", _nothing, lambda: asyncio.to_thread(clock.save))
-        self.commitment = Commitment(self.paths, self.opts.timezone, kept=kept, journal_is_new=journal_is_new)
+        self.commitment = Commitment(
+            self.paths, self.opts.timezone, kept=kept, journal_is_new=journal_is_new, requested=self.requested
+        )
         for note in self.commitment.tampering:
             log.warning("commitment: %s", note)
             self.journal.event("tamper", note)

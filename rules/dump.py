@@ -7,14 +7,16 @@ by loosening the file while the service was stopped.
 from __future__ import annotations
 
 import datetime as dt
-import json
+from json.encoder import encode_basestring
 
 from .schema import App, Person, Ruleset, Schedule
 
 
 def _s(value: str) -> str:
-    # JSON escapes every control character TOML forbids in a basic string except DEL (U+007F)
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    # JSON escapes every control character TOML forbids in a basic string except DEL (U+007F).
+    # encode_basestring is what json.dumps(value, ensure_ascii=False) returns for a string, without
+    # its per-call encoder set-up: the daemon dumps the file's rules at every start (commitment).
+    return encode_basestring(value).replace("\x7f", "\\u007f")
 
 
 def _list(values: object) -> str:
