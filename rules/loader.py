@@ -55,6 +55,12 @@ def toml_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
     return {f.metadata["toml"]: f for f in dataclasses.fields(cls) if "toml" in f.metadata}
 
 
+@functools.cache
+def _entry_keys(cls: type) -> list[str]:
+    """The keys a [[person]] or [[app]] table may hold: its own and a schedule's (asked per entry)."""
+    return list(toml_keys(cls)) + list(SCHEDULE_DOCS)
+
+
 @functools.lru_cache(maxsize=1024)  # exact Fraction arithmetic is slow, and rules repeat "90d" per person
 def parse_duration(text: str) -> dt.timedelta:
     """``"90d"``, ``"24h"``, ``"1d12h"``, ``"30m"`` → timedelta; ValueError with a hint otherwise."""
@@ -317,7 +323,9 @@ def _typed(ctx: _Ctx, key: str, value: Any, types: type | tuple[type, ...], what
 
 def _str_list(ctx: _Ctx, key: str, value: Any, what: str = "a list of strings") -> tuple[str, ...]:
     if isinstance(value, str):
-        value = [value]
+        return (value,)
+    if type(value) is list and all(type(v) is str for v in value):
+        return tuple(value)  # the common case, several times per person: no key per item
     if not _typed(ctx, key, value, list, what):
         return ()
     out = []
@@ -408,18 +416,18 @@ def _accounts(ctx: _Ctx, where: str, value: Any, platforms: dict[str, Platform])
     return tuple(out)
 
 
+_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{5,}")
+
+
 def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | None:
     v = given.strip()
     forced = None
-    if ":" in v and v.split(":", 1)[0] in {k for k, _ in platform.ids}:
+    kinds = platform.kinds
+    if ":" in v and v.split(":", 1)[0] in kinds:
         forced, v = v.split(":", 1)
     if v.startswith("@"):
-        v, forced = v[1:], forced or ("handle" if any(k == "handle" for k, _ in platform.ids) else None)
-    if (
-        forced in (None, "phone")
-        and any(k == "phone" for k, _ in platform.ids)
-        and re.fullmatch(r"\+?[0-9][0-9 ().-]{5,}", v)
-    ):
+        v, forced = v[1:], forced or ("handle" if "handle" in kinds else None)
+    if forced in (None, "phone") and "phone" in kinds and _PHONE.fullmatch(v):
         v, forced = re.sub(r"[^0-9]", "", v), "phone"  # "+1 (555) 123-4567" as links carry it: digits
     if "://" in v or "/" in v:
         return _account_from_link(ctx, key, platform, given, v)
@@ -431,8 +439,7 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
         return Account(platform.name, v.lower(), forced, given)
     kind = platform.classify(v)
     if kind is None:
-        kinds = " or ".join(k for k, _ in platform.ids)
-        ctx.error(key, f"{given!r} is not a valid {platform.title} {kinds}")
+        ctx.error(key, f"{given!r} is not a valid {platform.title} {' or '.join(k for k, _ in platform.ids)}")
         return None
     return Account(platform.name, v.lower(), kind, given)
 
@@ -524,9 +531,11 @@ def _table(ctx: _Ctx, where: str, value: Any) -> dict[str, Any] | None:
     return value if _typed(ctx, where, value, dict, "a table") else None
 
 
+_SURFACE_SET = frozenset(SURFACES)
+
+
 def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platform], tz: str) -> Person | None:
-    allowed = list(toml_keys(Person)) + list(SCHEDULE_DOCS)
-    _unknown_keys(ctx, where, raw, allowed)
+    _unknown_keys(ctx, where, raw, _entry_keys(Person))
     name = raw.get("name")
     if name is None:
         ctx.error(where, "every person needs a name")
@@ -540,18 +549,21 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
     block = DEFAULT_SURFACES
     if "block" in raw:
         items = _str_list(ctx, f"{where}.block", raw["block"])
-        for i, s in enumerate(items):
-            if s not in SURFACES:
-                ctx.error(
-                    f"{where}.block[{i + 1}]",
-                    f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
-                )
-        block = frozenset(s for s in items if s in SURFACES)
+        block = frozenset(items)
+        if not block <= _SURFACE_SET:
+            for i, s in enumerate(items):
+                if s not in _SURFACE_SET:
+                    ctx.error(
+                        f"{where}.block[{i + 1}]",
+                        f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
+                    )
+            block &= _SURFACE_SET
         if not block and not items:
             ctx.error(
                 f"{where}.block", "an empty list blocks nothing; leave block out to block every surface"
             )
-    terms = tuple(t.strip() for t in _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", [])))
+    terms = _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", []))
+    terms = tuple(t.strip() for t in terms) if terms else ()
     for i, t in enumerate(terms):
         if len(t) < 3:
             ctx.error(
@@ -560,7 +572,8 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
                 "people and things; write at least 3 letters",
             )
     apps = _str_list(ctx, f"{where}.apps", raw.get("apps", []))
-    _app_entries(ctx, f"{where}.apps", apps)
+    if apps:
+        _app_entries(ctx, f"{where}.apps", apps)
     why = raw.get("why", "")
     _typed(ctx, f"{where}.why", why, str, "a string")
     sched = _schedule(ctx, where, raw, tz)
@@ -596,7 +609,7 @@ def _app_entries(ctx: _Ctx, key: str, entries: tuple[str, ...]) -> None:
 
 
 def _app(ctx: _Ctx, where: str, raw: dict[str, Any], tz: str) -> App | None:
-    _unknown_keys(ctx, where, raw, list(toml_keys(App)) + list(SCHEDULE_DOCS))
+    _unknown_keys(ctx, where, raw, _entry_keys(App))
     name = raw.get("name")
     if name is None:
         ctx.error(where, "every app rule needs a name")

@@ -247,6 +247,11 @@ class Platform:
     # captured from the first segment can never be one of these, so a person called "stories" does
     # not turn everyone's /stories/<x>/ into their profile.
     reserved: frozenset[str] = frozenset()
+    # the identifier kinds (``ids``' keys), asked for every account the loader reads
+    kinds: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", frozenset(k for k, _ in self.ids))
 
     def classify(self, value: str) -> str | None:
         """Which identifier kind a value written in the rules file is, or None if it is none."""
