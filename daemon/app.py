@@ -359,7 +359,10 @@ class Daemon:
             passed=await asyncio.to_thread(passed_through, self.paths.journal),
         )
         extra: tuple[object, ...] = (
-            DevicePage(ca_cert, blocker.devices, on_certificate=pinned.certificate_taken),
+            # the Blocker's pages: their templates are compiled once, not again for this addon
+            DevicePage(
+                ca_cert, blocker.devices, pages=blocker.pages, on_certificate=pinned.certificate_taken
+            ),
             pinned,
         )
         if self.opts.redirect_upstream:
@@ -399,8 +402,6 @@ class Daemon:
 
         await life.enter("pac", start_pac, pac_server.stop)
         await life.enter("stop notice", _nothing, self._note_stop)
-        schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
-        await life.enter("schedule", schedule.start, schedule.stop)
         if self.opts.rules_path is not None:
             watcher = self.rules_file_watcher = RulesFileWatcher(
                 self.opts.rules_path,
@@ -433,6 +434,10 @@ class Daemon:
                 self.paths.runtime.unlink()
 
         await life.enter("runtime record", self._publish_runtime, unpublish)
+        # The timers (the 30 s reconcile, retention, the next transition) start once the proxy
+        # enforces: the first wake-up is aimed below (_after_change), and none is due sooner.
+        schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
+        await life.enter("schedule", schedule.start, schedule.stop)
         log.info("zerocontact is running: proxy %s, PAC %s", runtime.proxy, runtime.pac)
         log.info("rules: %s: %s", runtime.rules, self.requested.summary())
         log.info("CA certificate (trust it for HTTPS): %s", ca_cert)
