@@ -15,7 +15,8 @@ import gc
 import json
 import re
 import zoneinfo
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import tomli
@@ -396,7 +397,7 @@ def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> 
     return Schedule(until=until, duration=duration, windows=tuple(windows), timezone=tz)
 
 
-def _accounts(ctx: _Ctx, where: str, value: Any, platforms: dict[str, Platform]) -> tuple[Account, ...]:
+def _accounts(ctx: _Ctx, where: str, value: Any, platforms: Mapping[str, Platform]) -> tuple[Account, ...]:
     if not _typed(ctx, where, value, dict, "a table of platform = handle or id (or a list of them)"):
         return ()
     if not value:
@@ -534,7 +535,9 @@ def _table(ctx: _Ctx, where: str, value: Any) -> dict[str, Any] | None:
 _SURFACE_SET = frozenset(SURFACES)
 
 
-def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platform], tz: str) -> Person | None:
+def _person(
+    ctx: _Ctx, where: str, raw: dict[str, Any], plats: Mapping[str, Platform], tz: str
+) -> Person | None:
     _unknown_keys(ctx, where, raw, _entry_keys(Person))
     name = raw.get("name")
     if name is None:
@@ -852,7 +855,10 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
         if c is not None:
             lock = Lock(cooling_off=c)
 
-    plats = dict(presets())
+    # The rules' own sites in front of the presets, which compile only as accounts name them
+    # (presets() is lazy). The sites are written to the first map; the presets are only read, but
+    # ChainMap's typing asks every map to be mutable.
+    plats: ChainMap[str, Platform] = ChainMap({}, presets())  # type: ignore[arg-type]
     sites: list[Site] = []
     for i, raw in enumerate(_array(ctx, doc, "site")):
         got = _site(ctx, f"site[{i + 1}]", raw)

@@ -115,7 +115,10 @@ class Matcher:
     """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
 
     def __init__(self, rules: Ruleset, extra_platforms: dict[str, Platform] | None = None) -> None:
-        all_plats = {**presets(), **custom_platforms(rules), **(extra_platforms or {})}
+        # the presets are compiled as they are looked up (presets() is lazy): the platforms the rules
+        # target, and those sharing their accounts, not all of them
+        built = presets()
+        own = {**custom_platforms(rules), **(extra_platforms or {})}
         self.rules = rules
         self._people = {p.name: p for p in rules.people}
         # Built with lists (an identifier nearly always names one person) and made into sorted
@@ -133,15 +136,19 @@ class Matcher:
                 else:
                     names.append(name)
         # A platform may share another's accounts (Threads uses Instagram's): it becomes targeted too.
-        for plat in all_plats.values():
-            for src in plat.accounts_from:
+        for pname in {**dict.fromkeys(built), **own}:  # in the order {**presets, **own} had
+            plat = own.get(pname)
+            sources = plat.accounts_from if plat is not None else built.accounts_from(pname)
+            for src in sources:
                 for value, from_src in ids.get(src, {}).items():
-                    ids.setdefault(plat.name, {}).setdefault(value, []).extend(from_src)
+                    ids.setdefault(plat.name if plat else pname, {}).setdefault(value, []).extend(from_src)
         self._ids: dict[str, dict[str, tuple[str, ...]]] = {
             p: {v: (n[0],) if len(n) == 1 else tuple(sorted(set(n))) for v, n in m.items()}
             for p, m in ids.items()
         }
-        self.platforms: dict[str, Platform] = {n: all_plats[n] for n in self._ids if n in all_plats}
+        self.platforms: dict[str, Platform] = {
+            n: own[n] if n in own else built[n] for n in self._ids if n in own or n in built
+        }
         self._members: dict[str, tuple[str, ...]] = {
             p: tuple(sorted(set(itertools.chain.from_iterable(m.values())))) for p, m in self._ids.items()
         }
