@@ -28,7 +28,7 @@ import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 try:
     import fcntl
@@ -69,7 +69,9 @@ from .status import (
     Status,
     change_words,
 )
-from .watcher import ProcessWatcher
+
+if TYPE_CHECKING:
+    from .watcher import ProcessWatcher
 
 log = logging.getLogger("zerocontact")
 DEFAULT_PORT = 8341  # the proxy; the PAC server listens on the next port
@@ -415,10 +417,6 @@ class Daemon:
                 watcher.start()
 
             await life.enter("rules file watcher", start_watcher, lambda: asyncio.to_thread(watcher.stop))
-        if self.opts.watch_processes:
-            self.process_watcher = ProcessWatcher(
-                loop, self._record, system_mode=system_mode(), clock=clock.now
-            )
         self.runtime = Runtime(
             pid=os.getpid(),
             proxy=proxy_address(*self.proxy_addr),  # "[::1]:8341" for IPv6, as URLs and curl -x want it
@@ -438,6 +436,14 @@ class Daemon:
         # enforces: the first wake-up is aimed below (_after_change), and none is due sooner.
         schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
         await life.enter("schedule", schedule.start, schedule.stop)
+        if self.opts.watch_processes:
+            # The process watcher starts after the first decision is published (below), as it always
+            # did; its package (and psutil's, ~15 ms) is imported here, after the runtime record.
+            from .watcher import ProcessWatcher
+
+            self.process_watcher = ProcessWatcher(
+                loop, self._record, system_mode=system_mode(), clock=clock.now
+            )
         log.info("zerocontact is running: proxy %s, PAC %s", runtime.proxy, runtime.pac)
         log.info("rules: %s: %s", runtime.rules, self.requested.summary())
         log.info("CA certificate (trust it for HTTPS): %s", ca_cert)
