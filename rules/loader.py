@@ -15,8 +15,7 @@ import gc
 import json
 import re
 import zoneinfo
-from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import tomli
@@ -855,10 +854,7 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
         if c is not None:
             lock = Lock(cooling_off=c)
 
-    # The rules' own sites in front of the presets, which compile only as accounts name them
-    # (presets() is lazy). The sites are written to the first map; the presets are only read, but
-    # ChainMap's typing asks every map to be mutable.
-    plats: ChainMap[str, Platform] = ChainMap({}, presets())  # type: ignore[arg-type]
+    plats = _Platforms(presets())
     sites: list[Site] = []
     for i, raw in enumerate(_array(ctx, doc, "site")):
         got = _site(ctx, f"site[{i + 1}]", raw)
@@ -866,7 +862,7 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
             if got[0].name in plats:
                 ctx.error(f"site[{i + 1}].name", f"{got[0].name!r} is defined twice")
             sites.append(got[0])
-            plats[got[0].name] = got[1]
+            plats.sites[got[0].name] = got[1]
 
     people: list[Person] = []
     names: set[str] = set()  # lower-cased: a set, so 10,000 people are checked in linear time
@@ -893,6 +889,34 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
         sites=tuple(sites),
         notes=tuple(ctx.notes),
     )
+
+
+class _Platforms(Mapping[str, Platform]):
+    """The platforms a rules file may name: its own sites, then the built-in presets (which compile
+    as accounts name them: ``presets()`` is lazy). ``get`` is asked twice per person."""
+
+    def __init__(self, built: Mapping[str, Platform]) -> None:
+        self.sites: dict[str, Platform] = {}
+        self.built = built
+
+    def __getitem__(self, name: str) -> Platform:
+        site = self.sites.get(name)
+        return site if site is not None else self.built[name]
+
+    def get(self, name: str, default: Platform | None = None) -> Platform | None:  # type: ignore[override]
+        site = self.sites.get(name)
+        if site is not None:
+            return site
+        return self.built.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.sites or name in self.built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.built), **self.sites})
+
+    def __len__(self) -> int:
+        return len({**dict.fromkeys(self.built), **self.sites})
 
 
 def _array(ctx: _Ctx, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -515,6 +515,10 @@ class Presets(Mapping[str, Platform]):
             p = self._compiled.setdefault(name, compile_platform(raw, origin))
         return p
 
+    def get(self, name: str, default: Platform | None = None) -> Platform | None:  # type: ignore[override]
+        # Mapping's get would raise and catch a KeyError for every name that is not a preset
+        return self[name] if name in self._raw else default
+
     def __contains__(self, name: object) -> bool:
         return name in self._raw
 
