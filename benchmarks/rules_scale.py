@@ -4,7 +4,9 @@ For 100, 1,000 and 10,000 people (each with two Instagram accounts, an X handle,
 90-day schedule and a reason) it times, in this process, ``load`` (TOML to a validated Ruleset),
 ``Matcher`` and ``evaluate`` (best of 3); then, as a user runs them, ``zerocontact rules check FILE``
 (a new process each time, best of 3; ``cli_startup_s`` is ``zerocontact --version``, the part that
-is Python starting) and the daemon from ``Popen`` to ready (a warm start: its CA already made).
+is Python starting) and the daemon from ``Popen`` to ready, i.e. to its runtime record, written once
+the proxy listens with the rules decided (a warm start: its CA made and these rules in force; best
+of 3).
 Prints one JSON object; ``*_per_person_ratio`` is the per-person cost at the largest size over that
 at the next one (1 = linear), ``*_max`` the figures at the largest size. Goal: 10,000 people under
 1 s each, growing linearly.
@@ -92,11 +94,14 @@ def run(sizes: tuple[int, ...]) -> dict[str, Any]:
             now = dt.datetime.now(dt.UTC)
             out[f"rules_evaluate_s_{n}"] = r3(best(lambda rs=rs, now=now: evaluate(rs, now)))  # type: ignore[misc]
             out[f"rules_check_s_{n}"] = r3(wall([ZC, "rules", "check", str(path)]))
-            d = start_daemon(work, 9, path)  # cold: makes the CA (the origin port is never used)
+            d = start_daemon(work, 9, path)  # cold: makes the CA and commits to these rules
             d.stop()
-            d = start_daemon(work, 9, path)
-            d.stop()
-            out[f"daemon_start_s_{n}"] = r3(d.startup_s)
+            warm = []
+            for _ in range(3):  # best of 3, as for rules check: one start on 2 shared cores is noise
+                d = start_daemon(work, 9, path)  # (the origin port is never used)
+                d.stop()
+                warm.append(d.startup_s)
+            out[f"daemon_start_s_{n}"] = r3(min(warm))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     lo, hi = sizes[-2], sizes[-1]

@@ -15,7 +15,7 @@ import gc
 import json
 import re
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, TypeVar
 
 import tomli
@@ -56,9 +56,9 @@ def toml_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
 
 
 @functools.cache
-def _entry_keys(cls: type) -> list[str]:
+def _entry_keys(cls: type) -> frozenset[str]:
     """The keys a [[person]] or [[app]] table may hold: its own and a schedule's (asked per entry)."""
-    return list(toml_keys(cls)) + list(SCHEDULE_DOCS)
+    return frozenset(toml_keys(cls)) | frozenset(SCHEDULE_DOCS)
 
 
 @functools.lru_cache(maxsize=1024)  # exact Fraction arithmetic is slow, and rules repeat "90d" per person
@@ -82,7 +82,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def _duration(ctx: _Ctx, key: str, value: Any, example: str, forever: str) -> dt.timedelta | None:
     """A bounded duration at ``key``; ``forever`` says how to write "no end" for this key."""
-    if not _typed(ctx, key, value, str, f'a duration like "{example}"'):
+    if type(value) is not str and not _typed(ctx, key, value, str, f'a duration like "{example}"'):
         return None
     try:
         return parse_duration(value)
@@ -272,11 +272,15 @@ def _suggest(word: str, choices: list[str], old: dict[str, tuple[str, str]] | No
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(choices))}"
 
 
-def _unknown_keys(ctx: _Ctx, where: str, table: dict[str, Any], allowed: list[str]) -> None:
+def _unknown_keys(ctx: _Ctx, where: str, table: dict[str, Any], allowed: Collection[str]) -> None:
+    known = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
+    if known.issuperset(table):
+        return  # every key known: the common case, once per entry
     for k in table:
-        if k not in allowed:
+        if k not in known:
             ctx.error(
-                f"{where}.{k}" if where else k, "not a setting zerocontact knows" + _suggest(k, allowed)
+                f"{where}.{k}" if where else k,
+                "not a setting zerocontact knows" + _suggest(k, sorted(known)),
             )
 
 
@@ -377,7 +381,11 @@ def _until(ctx: _Ctx, key: str, value: Any, tz: str) -> dt.datetime | None:
 
 
 def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> Schedule:
-    tz = _timezone(ctx, f"{where}.timezone", table.get("timezone"), default_tz)
+    tz = (
+        _timezone(ctx, f"{where}.timezone", table["timezone"], default_tz)
+        if "timezone" in table
+        else default_tz
+    )
     until = _until(ctx, f"{where}.until", table["until"], tz) if "until" in table else None
     duration = None
     if "for" in table:
