@@ -149,9 +149,9 @@ class Matcher:
         self.platforms: dict[str, Platform] = {
             n: own[n] if n in own else built[n] for n in self._ids if n in own or n in built
         }
-        self._members: dict[str, tuple[str, ...]] = {
-            p: tuple(sorted(set(itertools.chain.from_iterable(m.values())))) for p, m in self._ids.items()
-        }
+        members = {p: set(itertools.chain.from_iterable(m.values())) for p, m in self._ids.items()}
+        self._members: dict[str, tuple[str, ...]] = {p: tuple(sorted(names)) for p, names in members.items()}
+        searched = [p for p in self._people.values() if p.search_terms]  # few people have search terms
         # Typeahead: a query matches every term it begins (from SEARCH_PREFIX_MIN characters on). The
         # terms are kept sorted and bisected, not expanded into every prefix: 10,000 people would be
         # half a million prefix entries, most of a second to build at start.
@@ -171,9 +171,10 @@ class Matcher:
                     whole[term] = set(who)
                 else:
                     named.update(who)
-            for name in self._members[pname]:
-                for term in self._people[name].search_terms:
-                    whole.setdefault(norm_search(term), set()).add(name)
+            for person in searched:
+                if person.name in members[pname]:
+                    for term in person.search_terms:
+                        whole.setdefault(norm_search(term), set()).add(person.name)
             self._search[pname] = _Terms(whole)
         self._hosts: dict[str, list[Platform]] = {}
         for plat in self.platforms.values():
