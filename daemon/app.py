@@ -55,7 +55,6 @@ from .pac import PacServer, pac, proxy_address
 from .paths import Paths, os_problem, system_mode, write_private
 from .pinning import PinnedApps
 from .proxy import Proxy, WireGuard
-from .reloader import RulesFileWatcher
 from .rulesfile import RulesFileError, read_rules_file
 from .schedule import RECONCILE_SECONDS, Timers
 from .status import (
@@ -71,6 +70,7 @@ from .status import (
 )
 
 if TYPE_CHECKING:
+    from .reloader import RulesFileWatcher
     from .watcher import ProcessWatcher
 
 log = logging.getLogger("zerocontact")
@@ -404,19 +404,6 @@ class Daemon:
 
         await life.enter("pac", start_pac, pac_server.stop)
         await life.enter("stop notice", _nothing, self._note_stop)
-        if self.opts.rules_path is not None:
-            watcher = self.rules_file_watcher = RulesFileWatcher(
-                self.opts.rules_path,
-                loop,
-                self.apply_rules_text,
-                initial=self.opts.rules_bytes,
-                on_error=self._unreadable_rules,
-            )
-
-            async def start_watcher() -> None:
-                watcher.start()
-
-            await life.enter("rules file watcher", start_watcher, lambda: asyncio.to_thread(watcher.stop))
         self.runtime = Runtime(
             pid=os.getpid(),
             proxy=proxy_address(*self.proxy_addr),  # "[::1]:8341" for IPv6, as URLs and curl -x want it
@@ -436,6 +423,24 @@ class Daemon:
         # enforces: the first wake-up is aimed below (_after_change), and none is due sooner.
         schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
         await life.enter("schedule", schedule.start, schedule.stop)
+        if self.opts.rules_path is not None:
+            # Watched from here on (watchdog, ~10 ms to import and start, after the runtime record):
+            # an edit saved since the rules were read differs from ``initial``, the bytes they were
+            # read from, so the watcher's first check, one debounce after its start, applies it.
+            from .reloader import RulesFileWatcher
+
+            watcher = self.rules_file_watcher = RulesFileWatcher(
+                self.opts.rules_path,
+                loop,
+                self.apply_rules_text,
+                initial=self.opts.rules_bytes,
+                on_error=self._unreadable_rules,
+            )
+
+            async def start_watcher() -> None:
+                watcher.start()
+
+            await life.enter("rules file watcher", start_watcher, lambda: asyncio.to_thread(watcher.stop))
         if self.opts.watch_processes:
             # The process watcher starts after the first decision is published (below), as it always
             # did; its package (and psutil's, ~15 ms) is imported here, after the runtime record.
