@@ -28,7 +28,7 @@ import zoneinfo
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 try:
     import fcntl
@@ -55,7 +55,6 @@ from .pac import PacServer, pac, proxy_address
 from .paths import Paths, os_problem, system_mode, write_private
 from .pinning import PinnedApps
 from .proxy import Proxy, WireGuard
-from .reloader import RulesFileWatcher
 from .rulesfile import RulesFileError, read_rules_file
 from .schedule import RECONCILE_SECONDS, Timers
 from .status import (
@@ -69,7 +68,10 @@ from .status import (
     Status,
     change_words,
 )
-from .watcher import ProcessWatcher
+
+if TYPE_CHECKING:
+    from .reloader import RulesFileWatcher
+    from .watcher import ProcessWatcher
 
 log = logging.getLogger("zerocontact")
 DEFAULT_PORT = 8341  # the proxy; the PAC server listens on the next port
@@ -315,7 +317,9 @@ class Daemon:
         self.clock = self._injected_clock or TrustedClock(self.paths.clock, on_tamper=self._on_tamper)
         clock = self.clock
         await life.enter("clock", _nothing, lambda: asyncio.to_thread(clock.save))
-        self.commitment = Commitment(self.paths, self.opts.timezone, kept=kept, journal_is_new=journal_is_new)
+        self.commitment = Commitment(
+            self.paths, self.opts.timezone, kept=kept, journal_is_new=journal_is_new, requested=self.requested
+        )
         for note in self.commitment.tampering:
             log.warning("commitment: %s", note)
             self.journal.event("tamper", note)
@@ -357,7 +361,10 @@ class Daemon:
             passed=await asyncio.to_thread(passed_through, self.paths.journal),
         )
         extra: tuple[object, ...] = (
-            DevicePage(ca_cert, blocker.devices, on_certificate=pinned.certificate_taken),
+            # the Blocker's pages: their templates are compiled once, not again for this addon
+            DevicePage(
+                ca_cert, blocker.devices, pages=blocker.pages, on_certificate=pinned.certificate_taken
+            ),
             pinned,
         )
         if self.opts.redirect_upstream:
@@ -397,25 +404,6 @@ class Daemon:
 
         await life.enter("pac", start_pac, pac_server.stop)
         await life.enter("stop notice", _nothing, self._note_stop)
-        schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
-        await life.enter("schedule", schedule.start, schedule.stop)
-        if self.opts.rules_path is not None:
-            watcher = self.rules_file_watcher = RulesFileWatcher(
-                self.opts.rules_path,
-                loop,
-                self.apply_rules_text,
-                initial=self.opts.rules_bytes,
-                on_error=self._unreadable_rules,
-            )
-
-            async def start_watcher() -> None:
-                watcher.start()
-
-            await life.enter("rules file watcher", start_watcher, lambda: asyncio.to_thread(watcher.stop))
-        if self.opts.watch_processes:
-            self.process_watcher = ProcessWatcher(
-                loop, self._record, system_mode=system_mode(), clock=clock.now
-            )
         self.runtime = Runtime(
             pid=os.getpid(),
             proxy=proxy_address(*self.proxy_addr),  # "[::1]:8341" for IPv6, as URLs and curl -x want it
@@ -431,6 +419,36 @@ class Daemon:
                 self.paths.runtime.unlink()
 
         await life.enter("runtime record", self._publish_runtime, unpublish)
+        # The timers (the 30 s reconcile, retention, the next transition) start once the proxy
+        # enforces: the first wake-up is aimed below (_after_change), and none is due sooner.
+        schedule = self.schedule = Timers(loop, self.reconcile, self.apply_retention)
+        await life.enter("schedule", schedule.start, schedule.stop)
+        if self.opts.rules_path is not None:
+            # Watched from here on (watchdog, ~10 ms to import and start, after the runtime record):
+            # an edit saved since the rules were read differs from ``initial``, the bytes they were
+            # read from, so the watcher's first check, one debounce after its start, applies it.
+            from .reloader import RulesFileWatcher
+
+            watcher = self.rules_file_watcher = RulesFileWatcher(
+                self.opts.rules_path,
+                loop,
+                self.apply_rules_text,
+                initial=self.opts.rules_bytes,
+                on_error=self._unreadable_rules,
+            )
+
+            async def start_watcher() -> None:
+                watcher.start()
+
+            await life.enter("rules file watcher", start_watcher, lambda: asyncio.to_thread(watcher.stop))
+        if self.opts.watch_processes:
+            # The process watcher starts after the first decision is published (below), as it always
+            # did; its package (and psutil's, ~15 ms) is imported here, after the runtime record.
+            from .watcher import ProcessWatcher
+
+            self.process_watcher = ProcessWatcher(
+                loop, self._record, system_mode=system_mode(), clock=clock.now
+            )
         log.info("zerocontact is running: proxy %s, PAC %s", runtime.proxy, runtime.pac)
         log.info("rules: %s: %s", runtime.rules, self.requested.summary())
         log.info("CA certificate (trust it for HTTPS): %s", ca_cert)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import psutil
-
 
 def process_for(client_port: int, proxy_port: int) -> str | None:
     """'name (pid)' of the process whose socket has local port ``client_port`` towards the proxy."""
+    # imported on the first lookup (in the Blocker's lookup thread), not before the daemon is ready
+    import psutil
+
     try:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):

@@ -8,8 +8,6 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 RECONCILE_SECONDS = 30.0
 RETENTION_HOURS = 6
 
@@ -23,6 +21,10 @@ class Timers:
         reconcile: Callable[[], Awaitable[None]],
         retention: Callable[[], Awaitable[None]],
     ) -> None:
+        # imported here: APScheduler scans every installed package's entry points as it loads
+        # (~20 ms), and the daemon starts its timers only once it enforces (app.Daemon._start)
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         self._reconcile = reconcile
         self._scheduler = AsyncIOScheduler(
             event_loop=loop, job_defaults={"coalesce": True, "misfire_grace_time": None}

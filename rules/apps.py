@@ -91,9 +91,13 @@ PROTECTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("interpreter (it may be running zerocontact)", ("python", "python3", "python3.*", "pypy*")),
     ("zerocontact", ("zerocontact*",)),
 )  # fmt: skip
-_PROTECTED_GLOBS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
-    (re.compile(fnmatch.translate(g)), g, why) for why, globs in PROTECTED for g in globs
-)
+
+
+@cache
+def _protected_globs() -> tuple[tuple[re.Pattern[str], str, str], ...]:
+    """PROTECTED compiled, on first use (the watcher's first scan, or a rules file with app rules):
+    ~150 patterns, ~10 ms that the daemon's start does not need before it enforces."""
+    return tuple((re.compile(fnmatch.translate(g)), g, why) for why, globs in PROTECTED for g in globs)
 
 
 # --- processes ---------------------------------------------------------------------------------------
@@ -441,7 +445,7 @@ def check_entry(entry: str) -> str | None:
 def _protected_name(name: str) -> str | None:
     """The protected group a process name belongs to (``PROTECTED``), or None."""
     n = _bare(name)
-    return next((why for rx, _g, why in _PROTECTED_GLOBS if rx.match(n)), None)
+    return next((why for rx, _g, why in _protected_globs() if rx.match(n)), None)
 
 
 def protected_reason(p: ProcInfo) -> str | None:

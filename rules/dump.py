@@ -7,20 +7,25 @@ by loosening the file while the service was stopped.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
+from collections.abc import Iterable
+from json.encoder import encode_basestring
 
 from .schema import App, Person, Ruleset, Schedule
 
 
 def _s(value: str) -> str:
-    # JSON escapes every control character TOML forbids in a basic string except DEL (U+007F)
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    # JSON escapes every control character TOML forbids in a basic string except DEL (U+007F).
+    # encode_basestring is what json.dumps(value, ensure_ascii=False) returns for a string, without
+    # its per-call encoder set-up: the daemon dumps the file's rules at every start (commitment).
+    return encode_basestring(value).replace("\x7f", "\\u007f")
 
 
-def _list(values: object) -> str:
-    return "[" + ", ".join(_s(v) for v in values) + "]"  # type: ignore[attr-defined]
+def _list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(map(_s, values)) + "]"
 
 
+@functools.lru_cache(maxsize=256)  # rules repeat their durations ("90d" for every person)
 def _dur(d: dt.timedelta) -> str:
     """Exact seconds as a decimal (never ``1e-05s``): the loader reads it back to the microsecond."""
     us = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds

@@ -15,7 +15,7 @@ import gc
 import json
 import re
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, TypeVar
 
 import tomli
@@ -55,6 +55,12 @@ def toml_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
     return {f.metadata["toml"]: f for f in dataclasses.fields(cls) if "toml" in f.metadata}
 
 
+@functools.cache
+def _entry_keys(cls: type) -> frozenset[str]:
+    """The keys a [[person]] or [[app]] table may hold: its own and a schedule's (asked per entry)."""
+    return frozenset(toml_keys(cls)) | frozenset(SCHEDULE_DOCS)
+
+
 @functools.lru_cache(maxsize=1024)  # exact Fraction arithmetic is slow, and rules repeat "90d" per person
 def parse_duration(text: str) -> dt.timedelta:
     """``"90d"``, ``"24h"``, ``"1d12h"``, ``"30m"`` → timedelta; ValueError with a hint otherwise."""
@@ -76,7 +82,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def _duration(ctx: _Ctx, key: str, value: Any, example: str, forever: str) -> dt.timedelta | None:
     """A bounded duration at ``key``; ``forever`` says how to write "no end" for this key."""
-    if not _typed(ctx, key, value, str, f'a duration like "{example}"'):
+    if type(value) is not str and not _typed(ctx, key, value, str, f'a duration like "{example}"'):
         return None
     try:
         return parse_duration(value)
@@ -266,11 +272,15 @@ def _suggest(word: str, choices: list[str], old: dict[str, tuple[str, str]] | No
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(choices))}"
 
 
-def _unknown_keys(ctx: _Ctx, where: str, table: dict[str, Any], allowed: list[str]) -> None:
+def _unknown_keys(ctx: _Ctx, where: str, table: dict[str, Any], allowed: Collection[str]) -> None:
+    known = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
+    if known.issuperset(table):
+        return  # every key known: the common case, once per entry
     for k in table:
-        if k not in allowed:
+        if k not in known:
             ctx.error(
-                f"{where}.{k}" if where else k, "not a setting zerocontact knows" + _suggest(k, allowed)
+                f"{where}.{k}" if where else k,
+                "not a setting zerocontact knows" + _suggest(k, sorted(known)),
             )
 
 
@@ -317,7 +327,9 @@ def _typed(ctx: _Ctx, key: str, value: Any, types: type | tuple[type, ...], what
 
 def _str_list(ctx: _Ctx, key: str, value: Any, what: str = "a list of strings") -> tuple[str, ...]:
     if isinstance(value, str):
-        value = [value]
+        return (value,)
+    if type(value) is list and all(type(v) is str for v in value):
+        return tuple(value)  # the common case, several times per person: no key per item
     if not _typed(ctx, key, value, list, what):
         return ()
     out = []
@@ -369,7 +381,11 @@ def _until(ctx: _Ctx, key: str, value: Any, tz: str) -> dt.datetime | None:
 
 
 def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> Schedule:
-    tz = _timezone(ctx, f"{where}.timezone", table.get("timezone"), default_tz)
+    tz = (
+        _timezone(ctx, f"{where}.timezone", table["timezone"], default_tz)
+        if "timezone" in table
+        else default_tz
+    )
     until = _until(ctx, f"{where}.until", table["until"], tz) if "until" in table else None
     duration = None
     if "for" in table:
@@ -388,7 +404,7 @@ def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> 
     return Schedule(until=until, duration=duration, windows=tuple(windows), timezone=tz)
 
 
-def _accounts(ctx: _Ctx, where: str, value: Any, platforms: dict[str, Platform]) -> tuple[Account, ...]:
+def _accounts(ctx: _Ctx, where: str, value: Any, platforms: Mapping[str, Platform]) -> tuple[Account, ...]:
     if not _typed(ctx, where, value, dict, "a table of platform = handle or id (or a list of them)"):
         return ()
     if not value:
@@ -408,18 +424,18 @@ def _accounts(ctx: _Ctx, where: str, value: Any, platforms: dict[str, Platform])
     return tuple(out)
 
 
+_PHONE = re.compile(r"\+?[0-9][0-9 ().-]{5,}")
+
+
 def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | None:
     v = given.strip()
     forced = None
-    if ":" in v and v.split(":", 1)[0] in {k for k, _ in platform.ids}:
+    kinds = platform.kinds
+    if ":" in v and v.split(":", 1)[0] in kinds:
         forced, v = v.split(":", 1)
     if v.startswith("@"):
-        v, forced = v[1:], forced or ("handle" if any(k == "handle" for k, _ in platform.ids) else None)
-    if (
-        forced in (None, "phone")
-        and any(k == "phone" for k, _ in platform.ids)
-        and re.fullmatch(r"\+?[0-9][0-9 ().-]{5,}", v)
-    ):
+        v, forced = v[1:], forced or ("handle" if "handle" in kinds else None)
+    if forced in (None, "phone") and "phone" in kinds and _PHONE.fullmatch(v):
         v, forced = re.sub(r"[^0-9]", "", v), "phone"  # "+1 (555) 123-4567" as links carry it: digits
     if "://" in v or "/" in v:
         return _account_from_link(ctx, key, platform, given, v)
@@ -431,8 +447,7 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
         return Account(platform.name, v.lower(), forced, given)
     kind = platform.classify(v)
     if kind is None:
-        kinds = " or ".join(k for k, _ in platform.ids)
-        ctx.error(key, f"{given!r} is not a valid {platform.title} {kinds}")
+        ctx.error(key, f"{given!r} is not a valid {platform.title} {' or '.join(k for k, _ in platform.ids)}")
         return None
     return Account(platform.name, v.lower(), kind, given)
 
@@ -524,9 +539,13 @@ def _table(ctx: _Ctx, where: str, value: Any) -> dict[str, Any] | None:
     return value if _typed(ctx, where, value, dict, "a table") else None
 
 
-def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platform], tz: str) -> Person | None:
-    allowed = list(toml_keys(Person)) + list(SCHEDULE_DOCS)
-    _unknown_keys(ctx, where, raw, allowed)
+_SURFACE_SET = frozenset(SURFACES)
+
+
+def _person(
+    ctx: _Ctx, where: str, raw: dict[str, Any], plats: Mapping[str, Platform], tz: str
+) -> Person | None:
+    _unknown_keys(ctx, where, raw, _entry_keys(Person))
     name = raw.get("name")
     if name is None:
         ctx.error(where, "every person needs a name")
@@ -540,18 +559,21 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
     block = DEFAULT_SURFACES
     if "block" in raw:
         items = _str_list(ctx, f"{where}.block", raw["block"])
-        for i, s in enumerate(items):
-            if s not in SURFACES:
-                ctx.error(
-                    f"{where}.block[{i + 1}]",
-                    f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
-                )
-        block = frozenset(s for s in items if s in SURFACES)
+        block = frozenset(items)
+        if not block <= _SURFACE_SET:
+            for i, s in enumerate(items):
+                if s not in _SURFACE_SET:
+                    ctx.error(
+                        f"{where}.block[{i + 1}]",
+                        f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
+                    )
+            block &= _SURFACE_SET
         if not block and not items:
             ctx.error(
                 f"{where}.block", "an empty list blocks nothing; leave block out to block every surface"
             )
-    terms = tuple(t.strip() for t in _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", [])))
+    terms = _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", []))
+    terms = tuple(t.strip() for t in terms) if terms else ()
     for i, t in enumerate(terms):
         if len(t) < 3:
             ctx.error(
@@ -560,7 +582,8 @@ def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: dict[str, Platfor
                 "people and things; write at least 3 letters",
             )
     apps = _str_list(ctx, f"{where}.apps", raw.get("apps", []))
-    _app_entries(ctx, f"{where}.apps", apps)
+    if apps:
+        _app_entries(ctx, f"{where}.apps", apps)
     why = raw.get("why", "")
     _typed(ctx, f"{where}.why", why, str, "a string")
     sched = _schedule(ctx, where, raw, tz)
@@ -596,7 +619,7 @@ def _app_entries(ctx: _Ctx, key: str, entries: tuple[str, ...]) -> None:
 
 
 def _app(ctx: _Ctx, where: str, raw: dict[str, Any], tz: str) -> App | None:
-    _unknown_keys(ctx, where, raw, list(toml_keys(App)) + list(SCHEDULE_DOCS))
+    _unknown_keys(ctx, where, raw, _entry_keys(App))
     name = raw.get("name")
     if name is None:
         ctx.error(where, "every app rule needs a name")
@@ -839,7 +862,7 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
         if c is not None:
             lock = Lock(cooling_off=c)
 
-    plats = dict(presets())
+    plats = _Platforms(presets())
     sites: list[Site] = []
     for i, raw in enumerate(_array(ctx, doc, "site")):
         got = _site(ctx, f"site[{i + 1}]", raw)
@@ -847,7 +870,7 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
             if got[0].name in plats:
                 ctx.error(f"site[{i + 1}].name", f"{got[0].name!r} is defined twice")
             sites.append(got[0])
-            plats[got[0].name] = got[1]
+            plats.sites[got[0].name] = got[1]
 
     people: list[Person] = []
     names: set[str] = set()  # lower-cased: a set, so 10,000 people are checked in linear time
@@ -874,6 +897,34 @@ def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezo
         sites=tuple(sites),
         notes=tuple(ctx.notes),
     )
+
+
+class _Platforms(Mapping[str, Platform]):
+    """The platforms a rules file may name: its own sites, then the built-in presets (which compile
+    as accounts name them: ``presets()`` is lazy). ``get`` is asked twice per person."""
+
+    def __init__(self, built: Mapping[str, Platform]) -> None:
+        self.sites: dict[str, Platform] = {}
+        self.built = built
+
+    def __getitem__(self, name: str) -> Platform:
+        site = self.sites.get(name)
+        return site if site is not None else self.built[name]
+
+    def get(self, name: str, default: Platform | None = None) -> Platform | None:  # type: ignore[override]
+        site = self.sites.get(name)
+        if site is not None:
+            return site
+        return self.built.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.sites or name in self.built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.built), **self.sites})
+
+    def __len__(self) -> int:
+        return len({**dict.fromkeys(self.built), **self.sites})
 
 
 def _array(ctx: _Ctx, doc: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ depends on the platform's handful of patterns, never on how many people or handl
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -164,25 +165,43 @@ class Matcher:
     """Compiled from a Ruleset; ``judge`` is pure apart from the learned-alias table it may be given."""
 
     def __init__(self, rules: Ruleset, extra_platforms: dict[str, Platform] | None = None) -> None:
-        all_plats = {**presets(), **custom_platforms(rules), **(extra_platforms or {})}
+        # the presets are compiled as they are looked up (presets() is lazy): the platforms the rules
+        # target, and those sharing their accounts, not all of them
+        built = presets()
+        own = {**custom_platforms(rules), **(extra_platforms or {})}
         self.rules = rules
         self._people = {p.name: p for p in rules.people}
-        ids: dict[str, dict[str, set[str]]] = {}
+        # Built with lists (an identifier nearly always names one person) and made into sorted
+        # tuples once: 10,000 people are ~50,000 identifiers, and a set for each was a third of this.
+        ids: dict[str, dict[str, list[str]]] = {}
         for person in rules.people:
+            name = person.name
             for acc in person.accounts:
-                ids.setdefault(acc.platform, {}).setdefault(acc.value, set()).add(person.name)
+                by_value = ids.get(acc.platform)
+                if by_value is None:
+                    by_value = ids[acc.platform] = {}
+                names = by_value.get(acc.value)
+                if names is None:
+                    by_value[acc.value] = [name]
+                else:
+                    names.append(name)
         # A platform may share another's accounts (Threads uses Instagram's): it becomes targeted too.
-        for plat in all_plats.values():
-            for src in plat.accounts_from:
-                for value, names in ids.get(src, {}).items():
-                    ids.setdefault(plat.name, {}).setdefault(value, set()).update(names)
+        for pname in {**dict.fromkeys(built), **own}:  # in the order {**presets, **own} had
+            plat = own.get(pname)
+            sources = plat.accounts_from if plat is not None else built.accounts_from(pname)
+            for src in sources:
+                for value, from_src in ids.get(src, {}).items():
+                    ids.setdefault(plat.name if plat else pname, {}).setdefault(value, []).extend(from_src)
         self._ids: dict[str, dict[str, tuple[str, ...]]] = {
-            p: {v: tuple(sorted(n)) for v, n in m.items()} for p, m in ids.items()
+            p: {v: (n[0],) if len(n) == 1 else tuple(sorted(set(n))) for v, n in m.items()}
+            for p, m in ids.items()
         }
-        self.platforms: dict[str, Platform] = {n: all_plats[n] for n in self._ids if n in all_plats}
-        self._members: dict[str, tuple[str, ...]] = {
-            p: tuple(sorted({n for names in m.values() for n in names})) for p, m in self._ids.items()
+        self.platforms: dict[str, Platform] = {
+            n: own[n] if n in own else built[n] for n in self._ids if n in own or n in built
         }
+        members = {p: set(itertools.chain.from_iterable(m.values())) for p, m in self._ids.items()}
+        self._members: dict[str, tuple[str, ...]] = {p: tuple(sorted(names)) for p, names in members.items()}
+        searched = [p for p in self._people.values() if p.search_terms]  # few people have search terms
         # Typeahead: a query matches every term it begins (from SEARCH_PREFIX_MIN characters on). The
         # terms are kept sorted and bisected, not expanded into every prefix: 10,000 people would be
         # half a million prefix entries, most of a second to build at start.
@@ -190,13 +209,22 @@ class Matcher:
         # Whole terms only: a word beside search filters or after an operator is a submitted search, not
         # typeahead, so "same lang:en" is not a look for samexample.
         self._whole: dict[str, dict[str, set[str]]] = {}
+        normed: dict[str, str] = {}  # platforms sharing accounts share their values: normalised once
         for pname, table in self._ids.items():
             whole = self._whole.setdefault(pname, {})
             for value, who in table.items():
-                whole.setdefault(norm_search(value), set()).update(who)
-            for name in self._members[pname]:
-                for term in self._people[name].search_terms:
-                    whole.setdefault(norm_search(term), set()).add(name)
+                term = normed.get(value)
+                if term is None:
+                    term = normed[value] = norm_search(value)
+                named = whole.get(term)
+                if named is None:
+                    whole[term] = set(who)
+                else:
+                    named.update(who)
+            for person in searched:
+                if person.name in members[pname]:
+                    for term in person.search_terms:
+                        whole.setdefault(norm_search(term), set()).add(person.name)
             self._search[pname] = _Terms(whole)
         self._paths = {
             name: _PathIndex(plat.patterns, plat.reserved) for name, plat in self.platforms.items()

@@ -146,6 +146,10 @@ class _Entry:
 
     def next_change(self, t: dt.datetime) -> dt.datetime | None:
         """The first instant after ``t`` where ``active`` differs from now (within the horizon)."""
+        if self.windows is None:
+            # no windows: active until the end, so the one change is the end, if it is still ahead
+            # (the general path below gives the same: active(end) is False, active(t) is t < end)
+            return self.end if self.end is not None and self.end > t else None
         now = self.active(t)
         cands = set(self.windows.boundaries(t)) if self.windows else set()
         if self.end is not None:

@@ -183,7 +183,7 @@ def explain(
 
     p = pathmod.resolve(state_dir)
     commitment = (
-        Commitment(p, requested.settings.timezone, kept=kept_state(p.journal))
+        Commitment(p, requested.settings.timezone, kept=kept_state(p.journal), requested=requested)
         if p.state_dir.exists()
         else None
     )

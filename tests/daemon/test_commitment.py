@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from zerocontact.daemon.commitment import Commitment
-from zerocontact.daemon.paths import resolve
+from zerocontact.daemon.paths import Paths, resolve
 from zerocontact.rules import load
 from zerocontact.rules.dump import dump
 
@@ -37,3 +37,67 @@ def test_unchanged_rules_are_not_rewritten_and_changed_ones_are(tmp_path: Path) 
     assert again.in_force is not None
     assert paths.in_force.read_text() == dump(again.in_force)
     assert [p.name for p in load(paths.in_force.read_text()).people] == ["Sam", "Alex"]
+
+
+LOCKED = '[lock]\ncooling_off = "2h"\n' + TIGHTER  # Sam and Alex, loosening waits 2 h
+LOOSER = '[lock]\ncooling_off = "2h"\n' + RULES  # Alex removed
+
+
+def _state(tmp_path: Path) -> tuple[Paths, dict[str, str]]:
+    """State with LOCKED in force, and what the journal kept of it."""
+    paths = resolve(tmp_path / "state", tmp_path / "config")
+    paths.state_dir.mkdir(parents=True)
+    kept: dict[str, str] = {}
+    first = Commitment(paths)
+    first.decide(load(LOCKED, "rules.toml"), NOW)
+    first.save(keep=kept.__setitem__)
+    return paths, kept
+
+
+def test_a_restart_on_the_rules_in_force_reads_them_once(tmp_path: Path) -> None:
+    """The copy in force is exactly the file's rules dumped: the file's Ruleset is taken as the rules
+    in force (equal to what reading the copy gives), the decision is the same, nothing is rewritten."""
+    paths, kept = _state(tmp_path)
+    before = paths.in_force.stat()
+    requested = load(LOCKED, "rules.toml")
+    again = Commitment(paths, kept=kept, requested=requested)
+    assert again.in_force is not None
+    assert again.in_force.people[0] is requested.people[0]  # not parsed a second time
+    read = Commitment(paths, kept=kept).in_force  # the copy parsed, as without the file's rules
+    assert again.in_force == read and again.in_force.source == read.source == str(paths.in_force)
+    d = again.decide(requested, NOW + dt.timedelta(minutes=1))
+    assert d.effective is requested and d.pending == () and d.released == ()
+    again.save(keep=kept.__setitem__)
+    after = paths.in_force.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_an_in_force_copy_that_differs_from_the_file_is_read_and_honoured(tmp_path: Path) -> None:
+    """The file was loosened while the daemon was stopped (Alex removed): the copy is parsed, Alex
+    stays blocked for the cooling-off, and is released after it."""
+    paths, kept = _state(tmp_path)
+    requested = load(LOOSER, "rules.toml")
+    again = Commitment(paths, kept=kept, requested=requested)
+    assert again.in_force is not None and [p.name for p in again.in_force.people] == ["Sam", "Alex"]
+    d = again.decide(requested, NOW + dt.timedelta(minutes=1))
+    assert [p.name for p in d.effective.people] == ["Sam", "Alex"]
+    assert [p.change.key for p in d.pending] == ["person:Alex"]
+    assert d.pending[0].due == NOW + dt.timedelta(hours=2, minutes=1)
+    again.save(keep=kept.__setitem__)
+    assert [p.name for p in load(paths.in_force.read_text()).people] == ["Sam", "Alex"]
+    later = Commitment(paths, kept=kept, requested=requested)
+    done = later.decide(requested, NOW + dt.timedelta(hours=2, minutes=2))
+    assert [c.key for c in done.released] == ["person:Alex"] and done.effective is requested
+
+
+def test_a_copy_rewritten_to_match_a_loosened_file_does_not_skip_the_cooling_off(tmp_path: Path) -> None:
+    """Both the file and the copy in force loosened while stopped, the copy to exactly what the
+    loosened file dumps to: the journal's copy is in force, so the one-read path is not taken."""
+    paths, kept = _state(tmp_path)
+    requested = load(LOOSER, "rules.toml")
+    paths.in_force.write_text(dump(requested))
+    again = Commitment(paths, kept=kept, requested=requested)
+    assert any("in-force" in note or paths.in_force.name in note for note in again.tampering)
+    d = again.decide(requested, NOW + dt.timedelta(minutes=1))
+    assert [p.name for p in d.effective.people] == ["Sam", "Alex"]
+    assert [p.change.key for p in d.pending] == ["person:Alex"]
