@@ -208,7 +208,7 @@ class Blocker:
         if self.on_date is not None and flow.request.scheme == "https":
             date = flow.response.headers.get("date")
             # a Date header changes once a second: the same text again says nothing new (and parsing
-            # it is most of what an allowed response costs here)
+            # it was most of what this hook cost an allowed HTTPS response)
             if date and date != self._last_date:
                 self._last_date = date
                 with contextlib.suppress(TypeError, ValueError, IndexError):

@@ -170,7 +170,7 @@ class Proxy:
         m = self.master = master.Master(self.opts)
         # mitmproxy re-emits every stdlib log record as the deprecated ``add_log`` event to each of
         # its ~45 addons, waking the loop from outside for it; no addon here listens, and the daemon
-        # logs a line per blocked attempt (a fifth of a blocked request's cost went there)
+        # logs a line per blocked attempt (~0.1 ms of CPU each went there)
         legacy = getattr(m, "_legacy_log_events", None)
         if legacy is not None:
             legacy.uninstall()

@@ -561,7 +561,7 @@ class Matcher:
 @lru_cache(maxsize=256)
 def _first_keys(dotted: tuple[str, ...]) -> frozenset[str]:
     """The keys an object must have for any of these dotted paths to find something in it."""
-    return frozenset(k.split(".", 1)[0] for k in dotted)
+    return frozenset(first for _, first in _firsts_of(dotted))
 
 
 @lru_cache(maxsize=256)
