@@ -274,6 +274,15 @@ class Matcher:
             learned.update(self._learned.get(src, {}))
         return frozenset(self._ids.get(platform, {})), frozenset(learned)
 
+    def mention_paths(self, platform: str, owners: bool) -> tuple[str, ...]:
+        """The dotted keys at which ``learn_from`` (and ``owner_in``, with ``owners``) look for an
+        identifier: where a body's mention must sit for either to find it."""
+        plat = self.platforms.get(platform)
+        if plat is None:
+            return ()
+        learn = tuple(hp for spec in plat.learn for hp in spec.handle)
+        return learn + tuple(plat.owner_keys) if owners else learn
+
     def learned(self) -> list[tuple[str, str, str]]:
         return [(p, v, n) for p, t in self._learned.items() for v, names in t.items() for n in names]
 

@@ -43,6 +43,9 @@ except ImportError:  # not on this platform: the pure path answers alone
 # prefilter.py: one ``in`` ~0.06 ms per 200 KB, a decode and walk ~4 ms; sre alternations and tries of
 # diverse ids were slower still, 6-20 ms): then every body is inspected, as without a prefilter.
 MAX_IDENTIFIERS = 48
+# Beyond this many places (a short handle inside many words) decoding around each costs about what
+# decoding the whole body does: ``offsets`` then says None.
+MAX_OFFSETS = 64
 _KELVIN = "\u212a"  # the one non-ASCII character whose lower case is a single ASCII letter ("k")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 _LEADING_WS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
@@ -96,6 +99,33 @@ class Prefilter:
         if self._text or (self._danger is not None and self._danger.search(low)):
             return self._text_mentions(body)
         return False
+
+    def offsets(self, body: bytes) -> list[int] | None:
+        """Where the identifiers are written in ``body``: the offset of each occurrence's last byte,
+        ascending, when the bytes show every mention as written (UTF-8, ASCII identifiers, no escape
+        that could spell one of their characters, at most ``MAX_OFFSETS`` of them). None otherwise:
+        then only decoding the whole body can tell where they are."""
+        if not self._parts or not body or not self.exhaustive or self._text:
+            return None
+        start = _LEADING_WS.match(body)
+        head = body[start.end() if start else 0 :][:4]
+        if json.detect_encoding(head) != "utf-8":
+            return None
+        if self._scanner is not None:
+            return self._scanner.offsets(body)
+        low = body.lower() if self._lower else body
+        if self._danger is not None and self._danger.search(low):
+            return None
+        found: set[int] = set()
+        for part in self._parts:
+            for n in part.needles:
+                i = low.find(n)
+                while i >= 0:
+                    found.add(i + len(n) - 1)  # its last byte, as the compiled scan reports it
+                    if len(found) > MAX_OFFSETS:
+                        return None
+                    i = low.find(n, i + 1)
+        return sorted(found)
 
     def _text_mentions(self, body: bytes) -> bool:
         """The exact, slower path: the body as text, JSON escapes undone, lower-cased like the matcher."""
@@ -153,6 +183,7 @@ class _Scanner:
         self._first = first
         self._exact_patterns = exact
         self._exact: Any = None
+        self._locate: Any = None  # every identifier's place: for decoding only around them
         self._lock = threading.Lock()  # one scratch space per database: scans take turns
 
     def scan(self, body: bytes) -> int | None:
@@ -165,6 +196,36 @@ class _Scanner:
             if self._exact is None:
                 self._exact = _compile(*self._exact_patterns)
         return None if self._exact is None else self._scan(self._exact, body)
+
+    def offsets(self, body: bytes) -> list[int] | None:
+        """Every identifier's place in ``body`` (the offset of its last byte), or None if an escape
+        could spell one of their characters, there are more than ``MAX_OFFSETS``, or the scan failed."""
+        with self._lock:
+            if self._locate is None:
+                patterns, ids = self._exact_patterns
+                self._locate = _compile(patterns, ids, single=False) or False
+        if self._locate is False:
+            return None
+        found: set[int] = set()
+        escaped: list[bool] = []
+
+        def on_match(ident: int, start: int, end: int, flags: int, context: Any) -> bool:
+            if ident != _IDENTIFIER:
+                escaped.append(True)
+                return True  # an escape: the bytes do not show every mention, stop
+            found.add(end - 1)
+            return len(found) > MAX_OFFSETS
+
+        with self._lock:
+            try:
+                self._locate.scan(body, match_event_handler=on_match)
+            except hyperscan.ScanTerminated:
+                pass
+            except hyperscan.HyperscanError:
+                return None
+        if escaped or len(found) > MAX_OFFSETS:
+            return None
+        return sorted(found)
 
     def _scan(self, db: Any, body: bytes) -> int | None:
         hit: list[int] = []
@@ -183,9 +244,10 @@ class _Scanner:
         return hit[0] if hit else _NOTHING
 
 
-def _compile(patterns: list[bytes], ids: list[int]) -> Any:
-    """One caseless block-mode database, or None if Hyperscan refuses a pattern."""
-    flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+def _compile(patterns: list[bytes], ids: list[int], single: bool = True) -> Any:
+    """One caseless block-mode database, or None if Hyperscan refuses a pattern. ``single``: each
+    pattern reports its first match only (enough to answer whether); else every match's end."""
+    flags = hyperscan.HS_FLAG_CASELESS | (hyperscan.HS_FLAG_SINGLEMATCH if single else 0)
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     try:
         db.compile(expressions=patterns, ids=ids, elements=len(patterns), flags=[flags] * len(patterns))

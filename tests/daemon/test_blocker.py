@@ -401,6 +401,61 @@ def test_response_naming_the_owner_only_in_escapes_is_still_checked() -> None:
     assert post.response is not None and post.response.status_code == 403
 
 
+def test_an_id_learned_from_a_post_names_its_owner_elsewhere_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the objects around the handle are decoded at first; the id learned there names the post's
+    owner far from it (``user.pk``), so it is looked for again before the owner is checked."""
+    from zerocontact.daemon import blocker as addon
+
+    def boom(data: bytes, ctype: str) -> list[Any]:
+        raise AssertionError("decoded the whole body")
+
+    monkeypatch.setattr(addon, "json_objects", boom)
+    b = blocker(RULES)
+    post = flow("GET", "https://www.instagram.com/p/Chm_-tPJqpd/?__a=1", {"Accept": "application/json"})
+    filler = [{"text": f'comment {i} {{"x": [1]}}', "user": {"pk": str(i)}} for i in range(200)]
+    body = json.dumps(
+        {
+            "items": [
+                {
+                    "code": "Chm_-tPJqpd",
+                    "user": {"pk": "999000111"},
+                    "comments": filler,
+                    "mentions": [{"username": "sam.example", "pk": "999000111"}],
+                }
+            ]
+        },
+        separators=(",", ":"),
+    ).encode()
+    with taddons.context(b):
+        _answered(b, post, body)
+    assert post.response is not None and post.response.status_code == 403
+    assert b.enforcement.matcher.lookup("instagram", "999000111") == ("Sam",)
+
+
+def test_a_feed_mentioning_them_is_learned_from_without_decoding_it_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Her comment in a 200 KB feed: the id beside her handle is learned from the objects around it."""
+    bodies = benchmark_module("bodies")
+    from zerocontact.daemon import blocker as addon
+
+    decoded: list[int] = []
+    real = addon.json_objects
+
+    def counted(data: bytes, ctype: str) -> list[Any]:
+        decoded.append(len(data))
+        return real(data, ctype)
+
+    monkeypatch.setattr(addon, "json_objects", counted)
+    b = blocker(RULES)
+    feed = flow("GET", "https://www.instagram.com/api/v1/feed/reels_tray/")
+    with taddons.context(b):
+        assert _answered(b, feed, bodies.feed(200_000, seed=5, commenter_at=5)) is None
+    assert feed.response is not None and feed.response.status_code == 200
+    assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+    assert decoded == []
+
+
 def test_response_naming_no_target_is_passed_on_byte_identical_without_decoding(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

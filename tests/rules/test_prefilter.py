@@ -279,3 +279,39 @@ def test_other_ascii_escapes_before_a_mention_do_not_hide_it() -> None:
     assert pf.mentions(lead + b'{"pk":"4242\\u003424242"}]}')
     assert not pf.mentions(lead + b'{"username":"sam.exampl"}]}')
     assert not pf.mentions(b'{"a":"\\u0040\\u003c\\u0026"}')
+
+
+@settings(max_examples=100, deadline=None)
+@given(ident=st.text(HANDLE_CHARS, min_size=2, max_size=20), seed=st.integers(0, 2**32))
+def test_offsets_point_into_every_mention_written_plainly(ident: str, seed: int) -> None:
+    """Decoding only around the mentions (``response.json_around``) is as good as the places it is
+    given: one inside each occurrence, whatever its case, and the same from both engines."""
+    rng = random.Random(seed)
+    body = embed(spell(variant(ident, rng), rng, 0.0), rng)
+    if "\\" in json.dumps(ident):  # (handles have no character JSON must escape)
+        return
+    pf = Prefilter([ident], ["4242424242"])
+    got = pf.offsets(body)
+    low = body.lower()
+    starts = [i for i in range(len(low)) if low.startswith(ident.encode(), i)]
+    assert starts
+    if len(starts) > prefilter.MAX_OFFSETS:  # a short id inside many numbers: decoding all is cheaper
+        assert got is None
+        return
+    assert got is not None
+    for s in starts:
+        assert any(s <= o < s + len(ident) for o in got)
+    assert all(body[o : o + 1].lower() in ident.encode() + b"4242424242" for o in got)
+
+
+def test_offsets_are_none_where_an_escape_could_hide_a_mention() -> None:
+    pf = Prefilter(["sam.example"], ["4242424242"])
+    plain = b'{"a":"\\u00e9","user":{"username":"Sam.Example","pk":4242424242}}'
+    assert pf.offsets(plain) == [plain.index(b"Sam.Example") + 10, plain.index(b"4242424242") + 9]
+    assert pf.offsets(b'{"user":{"username":"sam\\u002eexample"}}') is None
+    assert pf.offsets(b'{"user":{"username":"sam.example","x":"\\u0073"}}') is None  # an "s" elsewhere
+    assert Prefilter(["kate"]).offsets('{"username":"\u212aate"}'.encode()) is None  # the Kelvin sign
+    assert Prefilter(["zoë"]).offsets(b'{"username":"zo\xc3\xab"}') is None  # not ASCII: only as text
+    many = json.dumps({"u": ["sam.example"] * 100}).encode()
+    assert pf.offsets(many) is None  # more than MAX_OFFSETS: decoding the whole is cheaper
+    assert pf.offsets(b'{"user":{"username":"someone"}}') == []

@@ -1,0 +1,233 @@
+"""Decoding only around a mention (``json_around``) hands the checks every object the whole decode
+would, where a key path can reach a mention: the same ones, in the same order.
+
+Bodies are random JSON documents whose strings hold what breaks naive scanning (braces, quotes,
+backslashes, colons, the identifier itself inside text), with targets put at the key paths the
+presets use, written compactly or spaced, ASCII-escaped or not."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zctest.support import benchmark_module
+
+from zerocontact.rules import Matcher, load
+from zerocontact.rules.matcher import norm
+from zerocontact.rules.prefilter import Prefilter
+from zerocontact.rules.request import all_dicts, resolve
+from zerocontact.rules.response import json_around, json_may_reach, json_objects
+
+bodies = benchmark_module("bodies")
+
+HANDLE, ID = "sam.example", "4242424242"
+PATHS = ["username", "user.username", "owner.id", "user.pk", "thread.users.pk", "node.media.user.username"]
+KEYS = ["user", "users", "thread", "username", "pk", "owner", "id", "node", "media", "items", "text", "x"]
+TRICKY = ["{", "}", "[", "]", '"', "\\", ":", ",", '\\"', '{"user":{"username":"', "é", "☃", " "]
+
+
+def text(rng: random.Random) -> str:
+    parts = [rng.choice([*TRICKY, "a", "b", "hello", HANDLE, ID]) for _ in range(rng.randrange(6))]
+    return "".join(parts)
+
+
+def value(rng: random.Random, depth: int) -> Any:
+    r = rng.random()
+    if depth > 5 or r < 0.35:
+        return rng.choice([text(rng), rng.randrange(10**12), True, None, 1.5, ""])
+    if r < 0.55:
+        return [value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {
+        rng.choice(KEYS) + rng.choice(["", "", "_", "s"]): value(rng, depth + 1)
+        for _ in range(rng.randrange(5))
+    }
+
+
+def target(rng: random.Random) -> Any:
+    """A target where a preset's key path finds it (or nearly: a key one letter off)."""
+    handle = rng.choice([HANDLE, HANDLE.upper(), "@" + HANDLE, " Sam.Example "])
+    pk: Any = rng.choice([int(ID), ID])
+    return rng.choice(
+        [
+            {"username": handle, "pk": 1},
+            {"user": {"pk": pk, "full_name": text(rng)}},
+            {"thread": {"users": [{"pk": 7}, {"pk": pk}]}},
+            {"thread": {"user": [{"pk": pk}]}},  # "thread.users.pk" does not reach this one
+            {"node": {"media": {"user": {"username": handle}}}},
+            {"node": {"medias": {"user": {"username": handle}}}},
+            {"owner": {"id": pk}},
+            {"owners": [{"id": pk}]},
+        ]
+    )
+
+
+def document(rng: random.Random) -> Any:
+    doc = value(rng, 0)
+    if not isinstance(doc, (dict, list)):
+        doc = {"x": doc}
+    containers = [d for d in all_dicts([doc])] + ([doc] if isinstance(doc, list) else [])
+    for _ in range(rng.randrange(1, 4)):
+        c = rng.choice(containers)
+        t = target(rng)
+        if isinstance(c, dict):
+            c[rng.choice(KEYS)] = t
+        else:
+            c.insert(rng.randrange(len(c) + 1), t)
+    return doc
+
+
+def written(doc: Any, rng: random.Random) -> bytes:
+    seps = rng.choice([(",", ":"), (", ", ": ")])
+    out = json.dumps(doc, ensure_ascii=rng.random() < 0.5, separators=seps)
+    return (rng.choice(["", " ", "for (;;);"]) + out + rng.choice(["", " "])).encode()
+
+
+def reached(objs: list[Any]) -> list[str]:
+    """The objects a check of ``PATHS`` finds a target in, in the order it meets them."""
+    targets = {HANDLE, ID}
+    return [
+        json.dumps(d, sort_keys=True)
+        for d in all_dicts(objs)
+        if any(norm(v) in targets for p in PATHS for v in resolve(d, p))
+    ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_the_objects_around_the_mentions_are_those_the_whole_decode_finds(seed: int) -> None:
+    rng = random.Random(seed)
+    body = written(document(rng), rng)
+    offsets = Prefilter([HANDLE, ID]).offsets(body)
+    assert offsets is not None  # nothing here escapes a character of the identifiers
+    around = json_around(body, "application/json", offsets, PATHS)
+    whole = json_objects(body, "application/json")
+    if around is None:  # it may decline (then the whole body is decoded): but not on most bodies
+        return
+    assert reached(around) == reached(whole)
+
+
+LISTS = ["items.user.pk", "items.user.username", "users", "users.pk", "thread.owner.id"]
+
+
+def owned_entries(objs: list[Any]) -> int:
+    """What stripping would take out: entries of a list under the first key whose value at the rest
+    of the path (or, for a bare key, the entry itself) is a target."""
+    targets = {HANDLE, ID}
+    n = 0
+    for d in all_dicts(objs):
+        for chain in LISTS:
+            key, _, rest = chain.partition(".")
+            if not isinstance(d.get(key), list):
+                continue
+            for item in d[key]:
+                if not rest:
+                    n += (
+                        isinstance(item, (str, int))
+                        and not isinstance(item, bool)
+                        and norm(str(item)) in targets
+                    )
+                elif isinstance(item, dict):
+                    n += any(norm(v) in targets for v in resolve(item, rest))
+    return n
+
+
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_a_body_said_to_hold_no_entry_of_theirs_holds_none(seed: int) -> None:
+    """``json_may_reach`` False lets the daemon skip stripping: it must never say so of a body with
+    an entry a list rule would take out. (And it must say so of most bodies that have none.)"""
+    rng = random.Random(seed)
+    doc = document(rng)
+    if rng.random() < 0.5:  # a list of theirs somewhere
+        c = rng.choice(all_dicts([doc]))
+        c[rng.choice(["items", "users"])] = [rng.choice([{"user": {"pk": int(ID)}}, ID, {"pk": ID}, 5])]
+    body = written(doc, rng)
+    offsets = Prefilter([HANDLE, ID]).offsets(body)
+    assert offsets is not None
+    if json_may_reach(body, "application/json", offsets, LISTS) is False:
+        assert owned_entries(json_objects(body, "application/json")) == 0
+
+
+def test_it_tells_most_bodies_without_an_entry_of_theirs() -> None:
+    told = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        body = written(document(rng), rng)
+        offsets = Prefilter([HANDLE, ID]).offsets(body)
+        assert offsets is not None
+        if owned_entries(json_objects(body, "application/json")) == 0:
+            told += json_may_reach(body, "application/json", offsets, LISTS) is False
+    assert told > 150
+
+
+def test_it_decodes_around_the_mentions_of_most_bodies() -> None:
+    """The test above would pass if ``json_around`` always declined: it must not, and must decode
+    less than the whole body where the mention sits deep inside it."""
+    declined = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        body = written(document(rng), rng)
+        offsets = Prefilter([HANDLE, ID]).offsets(body)
+        assert offsets is not None
+        declined += json_around(body, "application/json", offsets, PATHS) is None
+    assert declined < 30
+    feed = bodies.feed(200_000, seed=5, commenter_at=5)  # her comment in the fifth post of a feed
+    offsets = Prefilter([HANDLE, ID]).offsets(feed)
+    assert offsets
+    around = json_around(feed, "application/json", offsets, ["username", "user.username"])
+    assert around is not None and len(json.dumps(around)) < 2_000
+    assert reached(around) == reached(json_objects(feed, "application/json"))
+
+
+def test_learning_and_owners_read_the_same_from_the_objects_around() -> None:
+    """Her comment in a feed, read as the daemon reads a post: learn, then look for the learned id too."""
+    rules = load('[[person]]\nname = "Sam"\naccounts = { instagram = ["sam.example"] }\n')
+    body = bodies.feed(200_000, seed=5, commenter_at=5)
+    whole, partial = Matcher(rules), Matcher(rules)
+    objs = json_objects(body, "application/json")
+    paths = partial.mention_paths("instagram", True)
+    offsets = Prefilter(*partial.identifiers("instagram")).offsets(body)
+    assert offsets is not None
+    near = json_around(body, "application/json", offsets, paths)
+    assert near is not None and len(json.dumps(near)) < len(body) / 4
+    assert whole.learn_from("instagram", objs) == partial.learn_from("instagram", near) != []
+    assert whole.learned() == partial.learned()
+    offsets = Prefilter(*partial.identifiers("instagram")).offsets(body)  # now with the learned id
+    assert offsets is not None
+    near = json_around(body, "application/json", offsets, paths)
+    assert near is not None
+    assert whole.owner_in("instagram", objs) == partial.owner_in("instagram", near) is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a":1}\n{"user":{"username":"sam.example"}}',  # several documents: read line by line
+        b'<html><script>{"username":"sam.example"}</script></html>',
+        b'window.x = {"username":"sam.example"};',
+        b"",
+    ],
+)
+def test_what_is_not_one_json_document_is_decoded_whole(body: bytes) -> None:
+    offsets = Prefilter([HANDLE]).offsets(body) or [0]
+    assert json_around(body, "application/json", offsets, PATHS) is None
+
+
+def test_a_page_is_decoded_whole_and_a_body_without_mention_gives_nothing() -> None:
+    body = b'{"user":{"username":"sam.example"}}'
+    assert json_around(body, "text/html", [30], PATHS) is None
+    assert json_around(body, "application/json", [], PATHS) == []
+
+
+def test_a_body_that_is_not_valid_json_is_answered_without_error() -> None:
+    """Cut short, the whole decode finds nothing; around the mention the objects that closed are
+    still read (finding more there is only ever stricter)."""
+    body = b'{"items":[{"user":{"username":"sam.example","pk":1}},{"text":"{\\"'
+    offsets = Prefilter([HANDLE]).offsets(body)
+    assert offsets is not None
+    assert json_objects(body, "application/json") == []
+    assert reached(json_around(body, "application/json", offsets, PATHS) or []) != []
