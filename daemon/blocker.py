@@ -28,7 +28,7 @@ from zerocontact.rules.feed import Stripped, rules_for, strip
 from zerocontact.rules.policy import entry_key
 from zerocontact.rules.prefilter import Prefilter
 from zerocontact.rules.request import all_dicts
-from zerocontact.rules.response import json_around, json_may_reach, json_objects
+from zerocontact.rules.response import json_objects, json_text
 
 from .attempts import DayCount, Looks, is_navigation
 from .blockpage import HEADERS_API, HEADERS_HTML, NOTE_PATH, Pages, describe, ordinal, refusal
@@ -252,8 +252,9 @@ class Blocker:
     def _inspect(self, enf: Enforcement, verdict: Verdict, body: bytes, ctype: str, req: Request) -> _Found:
         """Decode and walk a body that mentions a target. Runs in the one inspection thread, so the
         matcher's learned table has one writer; touches no flow, journal or log (``_apply`` does).
-        Unless entries are to be taken out, only the objects around each mention are decoded
-        (``json_around``), where the bytes show every mention as written.
+        Where the bytes show every mention as written, only the objects around each are decoded
+        (``JsonText.around``), and the whole body only to take entries out of a list, when a
+        mention can sit at an entry's owner key.
 
         Stripping (``rules.feed``) comes after learning, so an id learned from this very body already
         counts, and is skipped when a target owns the whole response (it is blocked instead)."""
@@ -261,18 +262,30 @@ class Blocker:
         path = req.url.split("://", 1)[-1].partition("/")[2].split("?")[0]
         rules = rules_for(enf.matcher, platform, "/" + path, req.operations, req.host)
         owners = verdict.needs_response and bool(verdict.surface)
-        objs = self._around(enf, platform, body, ctype, enf.matcher.mention_paths(platform, owners))
+        # the current search: it holds ids learned since the hook looked
+        places = self._prefilter(enf.matcher, platform).places(body)
+        doc = None if places is None else json_text(body, ctype, places.quotes)
+        offsets = None if places is None else places.mentions
+        objs = None
+        if doc is not None and offsets is not None:
+            objs = doc.around(offsets, enf.matcher.mention_paths(platform, owners))
         whole = objs is None
         if objs is None:
             objs = json_objects(body, ctype)
         dicts = all_dicts(objs)  # walked once for learning and the owner check
         learned = enf.matcher.learn_from(platform, objs, dicts) if objs else []
-        if learned and owners and not whole:
-            # an id learned from this very body can name its owner elsewhere in it: look there too
-            objs = self._around(enf, platform, body, ctype, enf.matcher.mention_paths(platform, owners))
-            if objs is None:
-                objs = json_objects(body, ctype)
-            dicts = all_dicts(objs)
+        if learned and doc is not None and not whole:
+            # an id learned from this very body can name an owner elsewhere in it: look there too
+            offsets = self._prefilter(enf.matcher, platform).offsets(body)
+            if owners:
+                objs = (
+                    None
+                    if offsets is None
+                    else doc.around(offsets, enf.matcher.mention_paths(platform, True))
+                )
+                if objs is None:
+                    objs, whole = json_objects(body, ctype), True
+                dicts = all_dicts(objs)
         owner = None
         if objs and owners:
             owner = enf.matcher.owner_in(platform, objs, dicts)
@@ -281,13 +294,12 @@ class Blocker:
         if not rules:
             return _Found(learned)
         if not whole:
-            # an entry is theirs only where a mention sits at one of its owner keys: if none can, there
-            # is nothing to take out (and no need to decode the whole body to find that out)
+            # an entry is theirs only where a mention sits at one of its owner keys: if none can,
+            # there is nothing to take out (and no need to decode the whole body to find that out)
             owned = [
                 f"{lst[-1]}.{key}" if key else lst[-1] for r in rules for lst in r.lists for key in r.items
             ]
-            offsets = self._prefilter(enf.matcher, platform).offsets(body)
-            if offsets is not None and json_may_reach(body, ctype, offsets, owned) is False:
+            if offsets is not None and doc is not None and doc.may_reach(offsets, owned) is False:
                 return _Found(learned)
             objs = json_objects(body, ctype)
         # a compact body decoded as one document is what strip would decode again: hand it over
@@ -296,17 +308,6 @@ class Blocker:
         one = len(objs) == 1 and core[:1] in (b"{", b"[", b"f") and b"\n" not in core
         stripped = strip(enf.matcher, platform, rules, body, enf.active, *([objs[0]] if one else []))
         return _Found(learned, owner, stripped)
-
-    def _around(
-        self, enf: Enforcement, platform: str, body: bytes, ctype: str, paths: tuple[str, ...]
-    ) -> list[Any] | None:
-        """The objects around each mention that ``paths`` can reach (``json_around``), or None where
-        only a whole decode can tell. The search is the current one: it holds ids learned since the
-        hook looked, and those learned from this very body."""
-        offsets = self._prefilter(enf.matcher, platform).offsets(body)
-        if offsets is None:
-            return None
-        return json_around(body, ctype, offsets, paths)
 
     def _apply(self, flow: http.HTTPFlow, verdict: Verdict, enf: Enforcement, found: _Found) -> None:
         """On the loop: log what was learned, block if a target owns it, or put the stripped list in."""

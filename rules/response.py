@@ -67,12 +67,8 @@ _DECODER = json.JSONDecoder()
 _JSON_WS = " \t\n\r"
 
 
-def json_around(
-    body: bytes, content_type: str, offsets: Sequence[int], paths: Iterable[str]
-) -> list[Any] | None:
-    """The JSON objects in which a dotted key of ``paths`` can reach a mention at one of ``offsets``
-    (places in ``body``, from ``Prefilter.offsets``), decoded alone; None when only decoding the whole
-    body can say (then ``json_objects`` does): not one compact JSON document, or no cheaper.
+class JsonText:
+    """One compact JSON document as text, to decode only around its mentions (``json_text``).
 
     A check finds a mention as the value at a path ``a.b.c`` of some object ``d``: the object holding
     it (key ``c``) is the innermost one around the mention, and ``d`` is two objects further out,
@@ -82,37 +78,101 @@ def json_around(
     outermost of those is decoded: every object the whole decode would hand the check that holds
     such a value is in one of them, in the same order. On a body that is not valid JSON the whole
     decode finds nothing; this may find the objects that did close (stricter, never laxer)."""
-    walked = _walk_all(body, content_type, offsets, paths)
-    if walked is None or isinstance(walked, list):
-        return walked
-    _, decoded, tops = walked
-    out: list[Any] = []
-    reach = -1
-    for start in sorted(tops):
-        obj, end = decoded[start]
-        if start >= reach:  # not inside one already kept (whose walk meets its objects)
-            out.append(obj)
-            reach = end
-    return out
+
+    __slots__ = ("_decoded", "_escaped", "_lead", "_quotes", "_raw", "text")
+
+    def __init__(self, text: str, raw: bytes, lead: int, quotes: Sequence[int] | None = None) -> None:
+        self.text, self._raw, self._lead = text, raw, lead
+        self._quotes = quotes
+        self._escaped: list[int] | bool | None = False  # False: not yet known
+        self._decoded: dict[int, tuple[Any, int]] = {}  # objects decoded so far, by where they start
+
+    def around(self, offsets: Sequence[int], paths: Iterable[str]) -> list[Any] | None:
+        """The objects in which a dotted key of ``paths`` can reach a mention at one of ``offsets``
+        (places in the body, from ``Prefilter.offsets``), decoded alone, in document order; None when
+        only decoding the whole body can say (too many escaped quotes, or no cheaper)."""
+        tops = self._walk(offsets, paths)
+        if tops is None:
+            return None
+        out: list[Any] = []
+        reach = -1
+        for start in sorted(tops):
+            obj, end = self._decoded[start]
+            if start >= reach:  # not inside one already kept (whose walk meets its objects)
+                out.append(obj)
+                reach = end
+        return out
+
+    def may_reach(self, offsets: Sequence[int], paths: Iterable[str]) -> bool | None:
+        """Whether some object could hold a mention at one of ``offsets`` at a path of ``paths``;
+        None if it cannot tell. False is certain: then no entry of a list a path names is owned by
+        anyone the body mentions (and stripping it would take nothing out)."""
+        tops = self._walk(offsets, paths)
+        return None if tops is None else bool(tops)
+
+    def _walk(self, offsets: Sequence[int], paths: Iterable[str]) -> set[int] | None:
+        """Where the outermost needed object around each mention starts (decoded by then)."""
+        text, core, lead = self.text, self._raw, self._lead
+        ascii_ = len(text) == len(core)
+        places = sorted(
+            {
+                at if ascii_ else len(core[:at].decode("utf-8", "surrogatepass"))
+                for off in offsets
+                if 0 <= (at := off - lead) < len(core)
+            }
+        )
+        chains = [tuple(p.split(".")) for p in paths if p]
+        if not places or not chains:
+            return set()
+        if self._escaped is False:
+            self._escaped = self._escaped_quotes()
+        escaped = self._escaped
+        if not isinstance(escaped, list):
+            return None
+        # brackets walked for all mentions (~1 us each, decoding ~4 ns a character): past that,
+        # decoding the whole body is cheaper
+        steps = [32 + len(text) // 256]
+        tops: set[int] = set()
+        quotes, last = 0, 0
+        for at in places:
+            quotes += text.count('"', last, at) - (
+                bisect.bisect_left(escaped, at) - bisect.bisect_left(escaped, last)
+            )
+            last = at
+            top = _outermost_needed(text, at, quotes, chains, escaped, self._decoded, steps)
+            if top is _WHOLE:
+                return None
+            if top is not None:
+                tops.add(top)
+        return tops
+
+    def _escaped_quotes(self) -> list[int] | None:
+        """Where the escaped quotes are in ``text``: given where a quote follows a backslash, those
+        after an odd run of backslashes (a string ending in ``\\\\`` closes with a real quote)."""
+        if self._quotes is None:
+            return _escaped_quotes(self.text)
+        core, lead = self._raw, self._lead
+        ascii_ = len(self.text) == len(core)
+        out: list[int] = []
+        for q in self._quotes:
+            at = q - lead
+            if not 0 < at < len(core):
+                continue
+            j = at - 1
+            while j >= 0 and core[j] == 0x5C:  # backslash
+                j -= 1
+            if (at - 1 - j) % 2:
+                out.append(at if ascii_ else len(core[:at].decode("utf-8", "surrogatepass")))
+                if len(out) > MAX_ESCAPED_QUOTES:
+                    return None
+        return out
 
 
-def json_may_reach(
-    body: bytes, content_type: str, offsets: Sequence[int], paths: Iterable[str]
-) -> bool | None:
-    """Whether some object could hold a mention at one of ``offsets`` at a path of ``paths`` (the
-    walk of ``json_around``, with no decoding beyond the innermost objects); None if it cannot tell.
-    False is certain: then no entry of a list a path names is owned by anyone the body mentions."""
-    walked = _walk_all(body, content_type, offsets, paths)
-    if walked is None:
-        return None
-    return bool(walked[2]) if isinstance(walked, tuple) else False
-
-
-def _walk_all(
-    body: bytes, content_type: str, offsets: Sequence[int], paths: Iterable[str]
-) -> tuple[str, dict[int, tuple[Any, int]], set[int]] | list[Any] | None:
-    """(text, decoded objects by start, the outermost needed object's start for each mention); []
-    when nothing can be found; None when only a whole decode can tell."""
+def json_text(body: bytes, content_type: str, quotes: Sequence[int] | None = None) -> JsonText | None:
+    """``body`` as one compact JSON document's text, or None when it is not one (an HTML page,
+    several lines that may be several documents, not UTF-8, too large): then only ``json_objects``,
+    decoding it whole, can say what it holds. ``quotes``: where a ``"`` follows a backslash in
+    ``body`` (``Prefilter.places`` finds them in its pass), else they are looked for here."""
     if not body or len(body) > MAX_BODY or "html" in content_type.lower():
         return None
     lead = len(body) - len(stripped := body.lstrip())
@@ -127,37 +187,23 @@ def _walk_all(
         text = core.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
     except UnicodeDecodeError:
         return None
-    ascii_ = len(text) == len(core)
-    places = sorted(
-        {
-            at if ascii_ else len(core[:at].decode("utf-8", "surrogatepass"))
-            for off in offsets
-            if 0 <= (at := off - lead) < len(core)
-        }
-    )
-    chains = [tuple(p.split(".")) for p in paths if p]
-    if not places or not chains:
-        return []
-    escaped = _escaped_quotes(text)
-    if escaped is None:
-        return None
-    # brackets walked for all mentions (~1 us each, decoding ~4 ns a character): past that, decoding
-    # the whole body is cheaper
-    steps = [32 + len(text) // 256]
-    decoded: dict[int, tuple[Any, int]] = {}
-    tops: set[int] = set()
-    quotes, last = 0, 0
-    for at in places:
-        quotes += text.count('"', last, at) - (
-            bisect.bisect_left(escaped, at) - bisect.bisect_left(escaped, last)
-        )
-        last = at
-        top = _outermost_needed(text, at, quotes, chains, escaped, decoded, steps)
-        if top is _WHOLE:
-            return None
-        if top is not None:
-            tops.add(top)
-    return text, decoded, tops
+    return JsonText(text, core, lead, quotes)
+
+
+def json_around(
+    body: bytes, content_type: str, offsets: Sequence[int], paths: Iterable[str]
+) -> list[Any] | None:
+    """``JsonText.around`` for a body at once; None where it is not one compact JSON document."""
+    doc = json_text(body, content_type)
+    return None if doc is None else doc.around(offsets, paths)
+
+
+def json_may_reach(
+    body: bytes, content_type: str, offsets: Sequence[int], paths: Iterable[str]
+) -> bool | None:
+    """``JsonText.may_reach`` for a body at once; None where it is not one compact JSON document."""
+    doc = json_text(body, content_type)
+    return None if doc is None else doc.may_reach(offsets, paths)
 
 
 _WHOLE: Any = object()  # "decode the whole body instead"

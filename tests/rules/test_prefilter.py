@@ -315,3 +315,12 @@ def test_offsets_are_none_where_an_escape_could_hide_a_mention() -> None:
     many = json.dumps({"u": ["sam.example"] * 100}).encode()
     assert pf.offsets(many) is None  # more than MAX_OFFSETS: decoding the whole is cheaper
     assert pf.offsets(b'{"user":{"username":"someone"}}') == []
+
+
+def test_places_say_where_a_quote_follows_a_backslash() -> None:
+    """What the JSON walk counts escaped quotes from: the same from both engines' one pass."""
+    body = json.dumps({"a": 'say "hi"', "b": "dir\\", "user": {"username": "sam.example"}}).encode()
+    places = Prefilter(["sam.example"]).places(body)
+    assert places is not None
+    assert places.quotes == [i + 1 for i in range(len(body)) if body[i : i + 2] == b'\\"']
+    assert len(places.quotes) == 3 and places.mentions == [body.index(b"sam.example") + 10]
