@@ -114,13 +114,9 @@ class JsonText:
         """Where the outermost needed object around each mention starts (decoded by then)."""
         text, core, lead = self.text, self._raw, self._lead
         ascii_ = len(text) == len(core)
-        places = sorted(
-            {
-                at if ascii_ else len(core[:at].decode("utf-8", "surrogatepass"))
-                for off in offsets
-                if 0 <= (at := off - lead) < len(core)
-            }
-        )
+        places = sorted({at for off in offsets if 0 <= (at := off - lead) < len(core)})
+        if not ascii_:
+            places = _char_offsets(core, places)
         chains = [tuple(p.split(".")) for p in paths if p]
         if not places or not chains:
             return set()
@@ -162,10 +158,21 @@ class JsonText:
             while j >= 0 and core[j] == 0x5C:  # backslash
                 j -= 1
             if (at - 1 - j) % 2:
-                out.append(at if ascii_ else len(core[:at].decode("utf-8", "surrogatepass")))
+                out.append(at)
                 if len(out) > MAX_ESCAPED_QUOTES:
                     return None
-        return out
+        return out if ascii_ else _char_offsets(core, out)
+
+
+def _char_offsets(raw: bytes, places: list[int]) -> list[int]:
+    """Ascending byte offsets of ASCII characters in UTF-8 ``raw`` as offsets in its text, in one pass."""
+    out: list[int] = []
+    byte = char = 0
+    for at in places:
+        char += len(raw[byte:at].decode("utf-8", "surrogatepass"))
+        byte = at
+        out.append(char)
+    return out
 
 
 def json_text(body: bytes, content_type: str, quotes: Sequence[int] | None = None) -> JsonText | None:
