@@ -764,6 +764,7 @@ ROWS: list[tuple[str, str, str]] = [
     ),
     ("prefilter ms: 200 KB / 2 MB body", "prefilter_ms_json200k|prefilter_ms_json2m", ""),
     ("decode+walk ms (before): 200 KB / 2 MB", "decode_walk_ms_json200k|decode_walk_ms_json2m", ""),
+    ("mention 200 KB ms: whole / around it", "whole_ms_mention200k|around_ms_mention200k", ""),
     (
         "block vs 10-line addon req/s ratio h1/tls/h2",
         "blocked_vs_addon_http_rps_ratio|blocked_vs_addon_https_rps_ratio|blocked_vs_addon_h2_rps_ratio",

@@ -2,9 +2,11 @@
 
 For each Instagram-shaped body (``benchmarks.bodies``), in this process, best of N: the prefilter's
 verdict (``Prefilter.mentions``, what every response on a targeted host now costs) beside what the
-hook did before it existed and still does on a hit (``json_objects``, one walk, ``learn_from`` and
-``owner_in`` for posts), and the prefilter at 1, 10, 24 and 48 identifiers (``MAX_IDENTIFIERS``: past
-it nothing is searched and every body is decoded, as before the prefilter). Prints JSON.
+hook did before it existed (``json_objects``, one walk, ``learn_from`` and ``owner_in`` for posts);
+for bodies that mention her, that whole decode beside decoding only the objects around each mention
+(``around_ms_*``: what such a body costs now); and the prefilter at 1, 10, 24 and 48 identifiers
+(``MAX_IDENTIFIERS``: past it nothing is searched and every body is decoded, as before the
+prefilter). Prints JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from benchmarks import bodies
 from zerocontact.rules import Matcher, load
 from zerocontact.rules.prefilter import MAX_IDENTIFIERS, Prefilter
 from zerocontact.rules.request import all_dicts
-from zerocontact.rules.response import json_objects
+from zerocontact.rules.response import json_objects, json_text
 
 RULES = '[[person]]\nname = "Sam"\naccounts = { instagram = "sam.example", x = "samexample" }\n'
 
@@ -60,6 +62,34 @@ def main(argv: list[str] | None = None) -> None:
             m.owner_in("instagram", objs, dicts)
 
         out[f"decode_walk_ms_{name}"] = best_ms(decode_walk, max(1, n // 3))
+    # bodies that do mention her (her comment beside her id): decoded whole, as before and where the
+    # bytes cannot show every mention, against only the objects around each mention (json_text)
+    mentioning = {
+        "mention20k": bodies.feed(20_000, seed=5, commenter_at=1),
+        "mention200k": bodies.feed(200_000, seed=5, commenter_at=5),
+        "mention2m": bodies.feed(2_000_000, seed=5, commenter_at=5),
+    }
+    paths = m.mention_paths("instagram", True)
+    for name, body in mentioning.items():
+        whole = json_objects(body, "application/json")
+        out[f"whole_ms_{name}"] = best_ms(
+            lambda body=body: _checked(m, json_objects(body, "application/json")), n
+        )  # type: ignore[misc]
+
+        def around(body: bytes = body) -> list[object]:
+            places = pf.places(body)
+            assert places is not None
+            doc = json_text(body, "application/json", places.quotes)
+            assert doc is not None
+            near = doc.around(places.mentions, paths)
+            assert near is not None
+            _checked(m, near)
+            return near
+
+        near = around()
+        assert _checked(m, near) == _checked(m, whole) != (None, [])
+        out[f"around_ms_{name}"] = best_ms(around, n)
+        out[f"around_bytes_{name}"] = len(json.dumps(near, separators=(",", ":")))
     rng = random.Random(3)
     body = cases["json200k"][0]
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789._"
@@ -72,6 +102,14 @@ def main(argv: list[str] | None = None) -> None:
         out[f"prefilter_ms_json200k_{k}_ids"] = best_ms(lambda p=many: p.mentions(body), n)  # type: ignore[misc]
     out["inputs"] = {name: len(b) for name, (b, _) in cases.items()}
     print(json.dumps(out))
+
+
+def _checked(m: Matcher, objs: list[object]) -> tuple[object, list[object]]:
+    """The owner check and what learning would read (ids already learned: nothing new is)."""
+    dicts = all_dicts(objs)
+    m.learn_from("instagram", objs, dicts)
+    found = [d.get("pk") for d in dicts if d.get("username") == bodies.TARGET_HANDLE]
+    return m.owner_in("instagram", objs, dicts), found
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ KEYS = {
     "rules_load_per_person_ratio",
     "prefilter_ms_json2m",
     "decode_walk_ms_json2m",
+    "whole_ms_mention200k",
+    "around_ms_mention200k",
     "inputs",
     "machine",
 }
