@@ -463,8 +463,9 @@ class Blocker:
         self._procs.pop(client.id, None)
 
     def _block(self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str] | None = None) -> None:
-        """Answer the request with the block page or a refusal; ``headers``: by lower-case name, as
-        judged (none of those the rules never see matter here), when the caller has them."""
+        """Answer with the block page or a refusal, and journal a new attempt. ``headers``: by
+        lower-case name, as judged (without the cookies and credentials the rules never see, which
+        nothing here reads), when the caller has them."""
         self.blocked += 1
         if headers is None:
             headers = header_dict(flow.request.headers)
@@ -480,6 +481,7 @@ class Blocker:
     def _answer(
         self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str], key: str, count: int, new: bool
     ) -> None:
+        """Put the block page (or the refusal) in, and say it in the service's log."""
         what = describe(v.platform, v.surface)
         flow.metadata["zerocontact_blocked"] = True
         if self._is_page(flow, v, headers):
