@@ -211,7 +211,12 @@ def isolated_env(work: Path) -> dict[str, str]:
 def start_daemon(work: Path, origin_port: int, rules: Path) -> Running:
     state = work / "state"
     runtime = state / "daemon.json"
-    out = (work / "daemon.log").open("ab")
+    # Not beside the rules file: the daemon watches that folder, and a log there woke the watcher's
+    # three threads for every line (each blocked attempt: ~0.5 ms more CPU, a quarter of the rate).
+    # A service's log goes to its manager (journald), never into the rules' folder.
+    log = work / "logs" / "daemon.log"
+    log.parent.mkdir(exist_ok=True)
+    out = log.open("ab")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [
@@ -236,7 +241,7 @@ def start_daemon(work: Path, origin_port: int, rules: Path) -> Running:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the daemon exited {proc.returncode}:\n{(work / 'daemon.log').read_text()}")
+            raise SystemExit(f"the daemon exited {proc.returncode}:\n{log.read_text()}")
         with contextlib.suppress(OSError, ValueError):
             info = json.loads(runtime.read_text())
             if info.get("pid") == proc.pid:

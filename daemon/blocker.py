@@ -137,8 +137,9 @@ class Blocker:
         if req.path.startswith("/.zerocontact/") and targeted:
             self._own_endpoint(flow)  # never forwarded, whichever name the request gives
             return
+        judged: Mapping[str, str] | None = None  # the headers, once decoded for the rules
         try:
-            verdict = self._judge(flow, views)
+            verdict, judged = self._judge(flow, views)
         except Exception as e:  # fail closed, but only for hosts the rules target
             if not targeted:
                 return
@@ -149,7 +150,7 @@ class Blocker:
                 kind="api",
             )
         if verdict.block:
-            self._block(flow, verdict)
+            self._block(flow, verdict, judged)
         elif verdict.needs_response or (verdict.targeted and verdict.platform):
             flow.metadata["zerocontact"] = verdict
 
@@ -173,9 +174,9 @@ class Blocker:
                 out.append(h)
         return out
 
-    def _judge(self, flow: http.HTTPFlow, views: list[str]) -> Verdict:
+    def _judge(self, flow: http.HTTPFlow, views: list[str]) -> tuple[Verdict, Mapping[str, str]]:
         """The verdict over every view: the first that blocks, else the first that targets a
-        platform (its response is checked), else the Host header's."""
+        platform (its response is checked), else the Host header's; and the headers judged."""
         enf = self.enforcement
         r = flow.request
         base = self._request(flow)  # decoded once: its URL names the Host header's host
@@ -186,11 +187,12 @@ class Blocker:
             if h != base.host
         ]
         verdicts = [enf.matcher.judge(q, enf.active) for q in reqs]
-        return (
+        verdict = (
             next((v for v in verdicts if v.block), None)
             or next((v for v in verdicts if v.targeted or v.needs_response), None)
             or verdicts[0]
         )
+        return verdict, base.headers
 
     def response(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         """Learn ids, check owners, strip entries, but only for bodies that mention a target at all.
@@ -415,10 +417,12 @@ class Blocker:
         body = r.get_content(strict=False) or b"" if r.method not in ("GET", "HEAD") else b""
         return Request(r.method, r.pretty_url, headers, body)
 
-    def _attempt(self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str]) -> tuple[str, int, bool]:
-        """Record one look, or fold this request into the look it belongs to; return the attempt's
-        key, today's count and whether it is a new attempt (``attempts``: one per look, never one
-        per request)."""
+    def _attempt(
+        self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str]
+    ) -> tuple[str, int, Attempt | None]:
+        """Open a new look, or fold this request into the look it belongs to (``attempts``: one per
+        look, never one per request); return the attempt's key, today's count and the new attempt,
+        which the caller queues (None: folded, and the repeat already queued)."""
         assert self.today is not None
         now = time.monotonic()
         person, platform = v.person or "", v.platform or ""
@@ -427,7 +431,7 @@ class Blocker:
             new_surface = self._looks.fold(look, v.surface, now)
             if self.journal:
                 self.journal.bump(look.key, self.clock(), v.surface if new_surface else None)
-            return look.key, self.today.count, False
+            return look.key, self.today.count, None
         attempt = Attempt(
             time=self.clock(),
             person=v.person,
@@ -443,9 +447,7 @@ class Blocker:
         )
         self._looks.open(person, platform, attempt.key, v.surface, now)
         count = self.today.add()
-        if self.journal:
-            self._log_with_process(flow, attempt)
-        return attempt.key, count, True
+        return attempt.key, count, attempt
 
     def _device(self, flow: http.HTTPFlow) -> str | None:
         """'device NAME' for a request from one of the person's devices (its tunnel address)."""
@@ -454,23 +456,18 @@ class Blocker:
         return f"{DEVICE_PREFIX}{name}" if name else None
 
     def _log_with_process(self, flow: http.HTTPFlow, attempt: Attempt) -> None:
-        """Queue the attempt now; find the client process off the loop and add it when known."""
+        """Queue the attempt now, naming its client process when the connection's is already known
+        (every attempt after a connection's first); else find it off the loop and add it then."""
         journal = self.journal
         assert journal is not None
+        found = self._process_of(flow) if not attempt.process else None  # a device's names the device
+        if found is not None and found.done():
+            if not found.cancelled() and found.exception() is None and (name := found.result()):
+                attempt.process = name[:200]  # in the row itself: no second write to add it
+            found = None
         journal.record(attempt)
-        peer = flow.client_conn.peername
-        if not peer or not self.proxy_port or attempt.process:  # a device's attempt names the device
-            return
-        conn = flow.client_conn.id
-        found = self._procs.get(conn)
         if found is None:
-            try:
-                found = self._lookups.submit(process_for, peer[1], self.proxy_port)
-            except RuntimeError:  # shutting down: the attempt is logged without it
-                return
-            if len(self._procs) >= MAX_CONNECTIONS_REMEMBERED:  # disconnects normally keep it small
-                self._procs.pop(next(iter(self._procs)))
-            self._procs[conn] = found
+            return
         key = attempt.key
 
         def named(done: Future[str | None]) -> None:  # at once if known, else in the lookup thread
@@ -479,13 +476,46 @@ class Blocker:
 
         found.add_done_callback(named)
 
+    def _process_of(self, flow: http.HTTPFlow) -> Future[str | None] | None:
+        """The lookup of this connection's client process, started on its first attempt."""
+        peer = flow.client_conn.peername
+        if not peer or not self.proxy_port:
+            return None
+        conn = flow.client_conn.id
+        found = self._procs.get(conn)
+        if found is None:
+            try:
+                found = self._lookups.submit(process_for, peer[1], self.proxy_port)
+            except RuntimeError:  # shutting down: the attempt is logged without it
+                return None
+            if len(self._procs) >= MAX_CONNECTIONS_REMEMBERED:  # disconnects normally keep it small
+                self._procs.pop(next(iter(self._procs)))
+            self._procs[conn] = found
+        return found
+
     def client_disconnected(self, client: connection.Client) -> None:
         self._procs.pop(client.id, None)
 
-    def _block(self, flow: http.HTTPFlow, v: Verdict) -> None:
+    def _block(self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str] | None = None) -> None:
+        """Answer with the block page or a refusal, and journal a new attempt. ``headers``: by
+        lower-case name, as judged (without the cookies and credentials the rules never see, which
+        nothing here reads), when the caller has them."""
         self.blocked += 1
-        headers = header_dict(flow.request.headers)
-        key, count, new = self._attempt(flow, v, headers)
+        if headers is None:
+            headers = header_dict(flow.request.headers)
+        key, count, attempt = self._attempt(flow, v, headers)
+        try:
+            self._answer(flow, v, headers, key, count, attempt is not None)
+        finally:
+            # queued after the log line: the writer thread this wakes then does not take the GIL
+            # from the loop while the line is written (and an error above still records it)
+            if attempt is not None and self.journal:
+                self._log_with_process(flow, attempt)
+
+    def _answer(
+        self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str], key: str, count: int, new: bool
+    ) -> None:
+        """Put the block page (or the refusal) in, and say it in the service's log."""
         what = describe(v.platform, v.surface)
         flow.metadata["zerocontact_blocked"] = True
         if self._is_page(flow, v, headers):

@@ -101,8 +101,24 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_KEYS_AT_ONCE = 256
+_keys: list[str] = []
+_keys_lock = threading.Lock()
+
+
 def new_key() -> str:
-    return secrets.token_hex(8)
+    """A random attempt key (16 hex digits, from the OS's CSPRNG), taken from a pool made 256 at a
+    time: ``os.urandom`` lets go of the GIL, and each call for one key handed it to another thread
+    in the middle of a blocked request (the journal's writer, woken by the previous attempt)."""
+    with _keys_lock:
+        if not _keys:
+            raw = secrets.token_bytes(8 * _KEYS_AT_ONCE)
+            _keys.extend(raw[i : i + 8].hex() for i in range(0, len(raw), 8))
+        return _keys.pop()
+
+
+if hasattr(os, "register_at_fork"):  # a forked child must never hand out its parent's keys
+    os.register_at_fork(after_in_child=_keys.clear)
 
 
 @dataclass(slots=True)

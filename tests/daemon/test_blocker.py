@@ -653,3 +653,60 @@ def test_each_new_https_date_header_reaches_the_clock_once() -> None:
         dt.datetime(2026, 12, 2, 3, 0, 0, tzinfo=dt.UTC),
         dt.datetime(2026, 12, 2, 3, 0, 1, tzinfo=dt.UTC),
     ]
+
+
+NAV = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+def _attempt_rows(path: Path) -> list[dict[str, Any]]:
+    with reading(path) as r:
+        return list(r.select_attempts(Filters(), newest_first=False))
+
+
+def test_each_attempt_names_its_connections_process_known_or_found_later(tmp_path: Path) -> None:
+    """A connection's process is looked up once: its first attempt gets the name when the lookup
+    ends, every later one on that connection carries it from the start."""
+    from concurrent.futures import Future
+
+    b = blocker(RULES)
+    b.proxy_port = 8341
+    b.journal = Journal(tmp_path / "journal.sqlite3")
+    b.journal.start()
+    pending: Future[str | None] = Future()
+    f = flow("GET", "https://www.instagram.com/sam.example/", NAV)
+    b._procs[f.client_conn.id] = pending  # the lookup of this connection, still running
+    with taddons.context(b):
+        b.request(f)
+        assert b.journal.flush()
+        assert [r["process"] for r in _attempt_rows(tmp_path / "journal.sqlite3")] == [None]
+        pending.set_result("firefox (4242)")  # the lookup thread finds it
+        for _ in range(2):  # the next attempts on the same connection
+            g = flow("GET", "https://www.instagram.com/sam.example/", NAV)
+            g.client_conn = f.client_conn
+            b.request(g)
+    assert b.journal.flush()
+    b.journal.close()
+    rows = _attempt_rows(tmp_path / "journal.sqlite3")
+    assert [r["process"] for r in rows] == ["firefox (4242)"] * 3
+    assert len({r["key"] for r in rows}) == 3
+
+
+def test_an_attempt_is_journalled_even_when_its_answer_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt is queued after the page is made and the line logged: an error there (a bug)
+    must still leave the attempt in the journal."""
+    b = blocker(RULES)
+    b.journal = Journal(tmp_path / "journal.sqlite3")
+    b.journal.start()
+
+    def broken(*args: object, **kw: object) -> str:
+        raise RuntimeError("a template bug")
+
+    monkeypatch.setattr(b.pages, "block", broken)
+    with taddons.context(b), pytest.raises(RuntimeError):
+        b.request(flow("GET", "https://www.instagram.com/sam.example/", NAV))
+    assert b.journal.flush()
+    b.journal.close()
+    rows = _attempt_rows(tmp_path / "journal.sqlite3")
+    assert [(r["person"], r["platform"]) for r in rows] == [("Sam", "instagram")]

@@ -342,3 +342,38 @@ def test_what_is_kept_about_devices_is_applied_in_the_order_it_came(tmp_path: Pa
         ("tablet", "c.example", "f2", later, later),
     ]
     assert devices_seen(path) == {"phone": later}
+
+
+def test_attempt_keys_are_distinct_random_hex_across_threads_and_a_fork() -> None:
+    """Keys come from a pool of OS randomness: never repeated (across threads, past the pool's
+    size), and a forked child makes its own rather than handing out its parent's."""
+    from zerocontact.daemon.journal.writer import new_key
+
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        mine = [new_key() for _ in range(700)]
+        with lock:
+            got.extend(mine)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2800 and len(set(got)) == 2800
+    assert all(re.fullmatch(r"[0-9a-f]{16}", k) for k in got)
+    new_key()  # the pool now holds keys the child must not reuse
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its keys and leave at once
+        os.close(r)
+        os.write(w, " ".join(new_key() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        child = f.read().decode().split()
+    os.waitpid(pid, 0)
+    parent = [new_key() for _ in range(300)]
+    assert len(child) == 300 and not set(child) & set(parent)
