@@ -125,9 +125,10 @@ class JsonText:
         escaped = self._escaped
         if not isinstance(escaped, list):
             return None
-        # brackets walked for all mentions (~1 us each, decoding ~4 ns a character): past that,
-        # decoding the whole body is cheaper
-        steps = [32 + len(text) // 256]
+        # brackets walked for all mentions (~1 us each, decoding ~4 ns a character), and characters
+        # decoded below the root (mentions nested in each other decode the same text again): past
+        # either, decoding the whole body is cheaper (at worst this has cost about one such decode)
+        steps = [32 + len(text) // 256, len(text) + 16_384]
         tops: set[int] = set()
         quotes, last = 0, 0
         for at in places:
@@ -233,13 +234,19 @@ def _escaped_quotes(text: str) -> list[int] | None:
     return out
 
 
-def _decode_at(text: str, start: int, decoded: dict[int, tuple[Any, int]]) -> tuple[Any, int] | None:
+def _decode_at(
+    text: str, start: int, decoded: dict[int, tuple[Any, int]], steps: list[int]
+) -> tuple[Any, int] | None:
+    """The object starting at ``start``, decoded once; its characters are counted against
+    ``steps[1]`` (the root's are not: decoding it is decoding the whole body, once)."""
     got = decoded.get(start)
     if got is None:
         try:
             got = decoded[start] = _DECODER.raw_decode(text, start)
         except (ValueError, RecursionError):
             return None
+        if start:
+            steps[1] -= got[1] - start
     return got
 
 
@@ -254,7 +261,7 @@ def _outermost_needed(
 ) -> Any:
     """Where the outermost object around ``at`` that a path can start from begins (decoded into
     ``decoded``), None if no path can reach ``at``, or ``_WHOLE``. ``quotes``: real quotes before
-    ``at``; ``steps``: brackets left to walk."""
+    ``at``; ``steps``: brackets left to walk, characters left to decode."""
     nearest = {ch: text.rfind(ch, 0, at) for ch in "{}[]"}
     found: list[int] = []  # the enclosing objects' starts, innermost first
     arrays = 0  # arrays opened between the last object found and the next
@@ -286,8 +293,8 @@ def _outermost_needed(
             continue
         level = len(found)
         if level == 0:
-            got = _decode_at(text, k, decoded)
-            if got is None or not isinstance(got[0], dict):
+            got = _decode_at(text, k, decoded, steps)
+            if got is None or not isinstance(got[0], dict) or steps[1] < 0:
                 return _WHOLE
             alive = [p for p in chains if p[-1] in got[0]]
             if not alive:
@@ -304,7 +311,7 @@ def _outermost_needed(
     if reach is None:
         return None
     top = found[reach]
-    return top if _decode_at(text, top, decoded) is not None else _WHOLE
+    return top if _decode_at(text, top, decoded, steps) is not None and steps[1] >= 0 else _WHOLE
 
 
 def _under(alive: list[tuple[str, ...]], level: int, key: str) -> list[tuple[str, ...]]:

@@ -208,6 +208,31 @@ def test_learning_and_owners_read_the_same_from_the_objects_around() -> None:
     assert whole.owner_in("instagram", objs) == partial.owner_in("instagram", near) is not None
 
 
+def test_mentions_nested_in_each_other_are_decoded_whole_once() -> None:
+    """Her reply at every level of a thread: around each mention is the whole rest of the thread,
+    so decoding around each would decode it again and again. Past one whole decode's worth it
+    declines, and the whole body is decoded once instead."""
+    doc: Any = {"pad": [{"n": i} for i in range(2_000)]}
+    for _ in range(20):
+        doc = {"author": HANDLE, "replies": {"data": doc}}
+    body = json.dumps({"data": doc}, separators=(",", ":")).encode()
+    places = Prefilter([HANDLE]).places(body)
+    assert places is not None and len(places.mentions) == 20
+    doc_text = json_text(body, "application/json", places.quotes)
+    assert doc_text is not None
+    assert doc_text.around(places.mentions, ["author"]) is None
+    # with a few levels it decodes around them, the same objects as the whole decode
+    shallow = json.dumps({"data": {"author": HANDLE, "replies": {"data": {"pad": [1] * 2_000}}}}).encode()
+    got = json_around(shallow, "application/json", Prefilter([HANDLE]).offsets(shallow) or [], ["author"])
+    assert got is not None and reached_by(got, "author") == reached_by(
+        json_objects(shallow, "application/json"), "author"
+    )
+
+
+def reached_by(objs: list[Any], path: str) -> list[str]:
+    return [json.dumps(d, sort_keys=True) for d in all_dicts(objs) if HANDLE in resolve(d, path)]
+
+
 @pytest.mark.parametrize(
     "body",
     [
