@@ -35,6 +35,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .response import backslash_quotes
+
 try:
     import hyperscan
 except ImportError:  # not on this platform: the pure path answers alone
@@ -141,12 +143,7 @@ class Prefilter:
                     if len(found) > MAX_OFFSETS:
                         return None
                     i = low.find(n, i + 1)
-        quotes: list[int] = []
-        i = body.find(b'\\"')
-        while i >= 0:
-            quotes.append(i + 1)
-            i = body.find(b'\\"', i + 2)
-        return Places(sorted(found), quotes)
+        return Places(sorted(found), backslash_quotes(body))
 
     def _text_mentions(self, body: bytes) -> bool:
         """The exact, slower path: the body as text, JSON escapes undone, lower-cased like the matcher."""

@@ -144,14 +144,12 @@ class JsonText:
         return tops
 
     def _escaped_quotes(self) -> list[int] | None:
-        """Where the escaped quotes are in ``text``: given where a quote follows a backslash, those
-        after an odd run of backslashes (a string ending in ``\\\\`` closes with a real quote)."""
-        if self._quotes is None:
-            return _escaped_quotes(self.text)
-        core, lead = self._raw, self._lead
-        ascii_ = len(self.text) == len(core)
+        """Where the escaped quotes are in ``text``: of the places where a quote follows a backslash,
+        those after an odd run of backslashes (a string ending in ``\\\\`` closes with a real quote)."""
+        core = self._raw
+        quotes, lead = (backslash_quotes(core), 0) if self._quotes is None else (self._quotes, self._lead)
         out: list[int] = []
-        for q in self._quotes:
+        for q in quotes:
             at = q - lead
             if not 0 < at < len(core):
                 continue
@@ -162,7 +160,7 @@ class JsonText:
                 out.append(at)
                 if len(out) > MAX_ESCAPED_QUOTES:
                     return None
-        return out if ascii_ else _char_offsets(core, out)
+        return out if len(self.text) == len(core) else _char_offsets(core, out)
 
 
 def _char_offsets(raw: bytes, places: list[int]) -> list[int]:
@@ -206,31 +204,18 @@ def json_around(
     return None if doc is None else doc.around(offsets, paths)
 
 
-def json_may_reach(
-    body: bytes, content_type: str, offsets: Sequence[int], paths: Iterable[str]
-) -> bool | None:
-    """``JsonText.may_reach`` for a body at once; None where it is not one compact JSON document."""
-    doc = json_text(body, content_type)
-    return None if doc is None else doc.may_reach(offsets, paths)
-
-
 _WHOLE: Any = object()  # "decode the whole body instead"
 MAX_ESCAPED_QUOTES = 4096
 
 
-def _escaped_quotes(text: str) -> list[int] | None:
-    """Ascending places of the ``"`` that an odd run of backslashes escapes (inside strings)."""
+def backslash_quotes(data: bytes) -> list[int]:
+    """Ascending places in ``data`` of each ``"`` that follows a backslash (escaped or not: the
+    parity of the backslash run before it decides, in ``JsonText``)."""
     out: list[int] = []
-    i = text.find('\\"')
+    i = data.find(b'\\"')
     while i >= 0:
-        j = i
-        while j > 0 and text[j - 1] == "\\":
-            j -= 1
-        if (i - j) % 2 == 0:  # i - j backslashes before this one: an odd run in all
-            out.append(i + 1)
-            if len(out) > MAX_ESCAPED_QUOTES:
-                return None
-        i = text.find('\\"', i + 2)
+        out.append(i + 1)
+        i = data.find(b'\\"', i + 2)
     return out
 
 
