@@ -131,15 +131,24 @@ def _captures_first(pat: Pattern) -> bool:
 class _PathIndex:
     """A platform's patterns by their leading literal path segments, so that judging a request tries
     only the patterns its path can match, in their order (Instagram has 76 patterns; a request under
-    /api/v1/media/ can match a handful). Every allowed request on a targeted host is judged."""
+    /api/v1/media/ can match a handful). Every allowed request on a targeted host is judged.
+
+    A pattern with no path that names GraphQL operations (most of a web app's views) is indexed by
+    those names instead: it can match only a request carrying one of them, whatever its path."""
 
     def __init__(self, patterns: tuple[Pattern, ...], reserved: frozenset[str]) -> None:
         self._all = patterns
         self._reserved = reserved
         by: dict[tuple[str, ...], list[int]] = {}
+        ops: dict[str, list[int]] = {}
         for i, pat in enumerate(patterns):
-            by.setdefault(_literal_prefix(pat), []).append(i)
+            if pat.path is None and pat.operation:
+                for name in pat.operation:
+                    ops.setdefault(name, []).append(i)
+            else:
+                by.setdefault(_literal_prefix(pat), []).append(i)
         self._by = {k: tuple(v) for k, v in by.items()}
+        self._ops = {k: tuple(v) for k, v in ops.items()}
         # A reserved first segment ("api", "explore") is never a handle: patterns that capture one
         # there cannot match it (``Matcher._match`` refuses them), so they are not tried.
         self._by_reserved = {
@@ -147,7 +156,8 @@ class _PathIndex:
         }
         self._depths = sorted({len(k) for k in by})
 
-    def candidates(self, segments: tuple[str, ...]) -> tuple[Pattern, ...] | list[Pattern]:
+    def candidates(self, req: Request) -> tuple[Pattern, ...] | list[Pattern]:
+        segments = req.segments
         head = segments[:_LITERAL_DEPTH]
         if not all(s.isascii() for s in head):
             # re's case-blind match also pairs some non-ASCII letters with ASCII ones (the Kelvin
@@ -155,10 +165,12 @@ class _PathIndex:
             return self._all
         low = tuple(s.lower() for s in head)
         by = self._by_reserved if low and low[0] in self._reserved else self._by
-        found = [by.get(low[:d], ()) for d in self._depths if d <= len(low)]
+        found = [got for d in self._depths if d <= len(low) and (got := by.get(low[:d]))]
+        if self._ops:
+            found.extend(got for name in req.operations if (got := self._ops.get(name)))
         if len(found) == 1:
             return [self._all[i] for i in found[0]]
-        return [self._all[i] for i in sorted(i for f in found for i in f)]
+        return [self._all[i] for i in sorted({i for f in found for i in f})]
 
 
 class Matcher:
@@ -302,7 +314,7 @@ class Matcher:
             return Verdict(False, f"{req.host or 'this host'} is not a platform the rules target")
         pending: tuple[Platform, Pattern] | None = None
         for plat in plats:
-            for pat in self._paths[plat.name].candidates(req.segments):
+            for pat in self._paths[plat.name].candidates(req):
                 hit = self._match(plat, pat, req, active, _depth)
                 if hit is None:
                     continue
@@ -400,15 +412,17 @@ class Matcher:
                     values.append((t, got))
         if not pat.has_sources:
             return self._members.get(plat.name, ()) if pat.owner == "request" else (), None
-        sources: list[tuple[tuple[tuple[str, Template], ...], dict[str, list[str]]]] = [
-            (pat.query, req.query),
-            (pat.form, req.form),
-            (pat.json, req.json_index),
-            (pat.variables, req.variables_index),
-        ]
         declared = False
         present = False
-        for spec, data in sources:
+        for spec, field in (
+            (pat.query, "query"),
+            (pat.form, "form"),
+            (pat.json, "json_index"),
+            (pat.variables, "variables_index"),
+        ):
+            if not spec:
+                continue  # a field no key names is not decoded for this pattern
+            data: dict[str, list[str]] = getattr(req, field)
             for key, t in spec:
                 declared = True
                 for raw in values_for(data, key):
