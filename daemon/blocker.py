@@ -155,26 +155,32 @@ class Blocker:
             flow.metadata["zerocontact"] = verdict
 
     @staticmethod
-    def _views(flow: http.HTTPFlow) -> list[str]:
+    def _views(flow: http.HTTPFlow) -> tuple[str, ...]:
         """Every host name this request is about, normalised, the Host header (or :authority) first.
 
         Inside a decrypted tunnel the request travels to the host the tunnel was opened for (CONNECT,
         and the TLS SNI), whatever its Host header says: ``Host: evil.example`` inside a tunnel to
         www.instagram.com still reaches Instagram. A plain-HTTP request goes to its absolute URL's
         host. So each of these names is judged, and the request is blocked if any view blocks.
+        Worked out once per spelling (a keep-alive connection sends the same names every time).
         """
         r = flow.request
-        names = [r.pretty_host, r.host, flow.client_conn.sni or ""]
-        if flow.server_conn.address:
-            names.append(str(flow.server_conn.address[0]))
-        out: list[str] = []
-        for n in names:
-            h = n.lower().rstrip(".")
-            if h and h not in out:
-                out.append(h)
-        return out
+        address = flow.server_conn.address
+        key = (r.host_header, r.host, flow.client_conn.sni or "", str(address[0]) if address else "")
+        got = _VIEWS.get(key)
+        if got is None:
+            out: list[str] = []
+            for n in (r.pretty_host, *key[1:]):
+                h = n.lower().rstrip(".")
+                if h and h not in out:
+                    out.append(h)
+            got = tuple(out)
+            if len(_VIEWS) >= _MEMO_SIZE:  # many spellings (forged Host headers): start again
+                _VIEWS.clear()
+            _VIEWS[key] = got
+        return got
 
-    def _judge(self, flow: http.HTTPFlow, views: list[str]) -> tuple[Verdict, Mapping[str, str]]:
+    def _judge(self, flow: http.HTTPFlow, views: tuple[str, ...]) -> tuple[Verdict, Mapping[str, str]]:
         """The verdict over every view: the first that blocks, else the first that targets a
         platform (its response is checked), else the Host header's; and the headers judged."""
         enf = self.enforcement
@@ -415,7 +421,7 @@ class Blocker:
         r = flow.request
         headers = header_dict(r.headers, _NOT_JUDGED)
         body = r.get_content(strict=False) or b"" if r.method not in ("GET", "HEAD") else b""
-        return Request(r.method, r.pretty_url, headers, body)
+        return Request(r.method, pretty_url(r), headers, body)
 
     def _attempt(
         self, flow: http.HTTPFlow, v: Verdict, headers: Mapping[str, str]
@@ -605,6 +611,31 @@ class Blocker:
         # after a burst of attempts they would hold the shutdown up one process scan each
         self._lookups.shutdown(wait=True, cancel_futures=True)
         self._inspector.shutdown(wait=True)
+
+
+_MEMO_SIZE = 1024
+_VIEWS: dict[tuple[str | None, str, str, str], tuple[str, ...]] = {}
+_ORIGINS: dict[tuple[str, str], str] = {}
+
+
+def pretty_url(r: http.Request) -> str:
+    """``r.pretty_url``, its authority parsed once per spelling: the URL is the same
+    ``scheme://host[:port]`` before the path for every request naming that Host (mitmproxy parses
+    and validates the authority again each time, a tenth of judging an allowed request)."""
+    header, path = r.host_header, r.path
+    if not header or path == "*" or r.first_line_format == "authority":
+        return r.pretty_url
+    key = (r.scheme, header)
+    origin = _ORIGINS.get(key)
+    if origin is None:
+        full = r.pretty_url
+        if not full.endswith(path):
+            return full
+        origin = full[: len(full) - len(path)]
+        if len(_ORIGINS) >= _MEMO_SIZE:
+            _ORIGINS.clear()
+        _ORIGINS[key] = origin
+    return origin + path
 
 
 _NOT_JUDGED = frozenset({"cookie", "authorization"})  # never handed to the rules, or kept

@@ -294,6 +294,71 @@ def test_the_note_endpoint_is_answered_locally_whatever_the_host_header_says() -
     assert f.response is not None and f.response.headers.get("X-Zerocontact") == "noted"
 
 
+SPELLINGS = [
+    ("http", "www.instagram.com", "/sam.example/?a=1"),
+    ("http", "www.instagram.com:80", "/x"),
+    ("http", "www.instagram.com:8080", "/x"),
+    ("https", "www.instagram.com", "/"),
+    ("https", "www.instagram.com:443", "/p/abc/"),
+    ("https", "WWW.Instagram.COM.", "/sam.example/"),
+    ("https", "[::1]:8443", "/x"),
+    ("https", "evil.example", "*"),
+    ("http", "xn--bcher-kva.example", "/y"),
+]
+
+
+def test_the_url_judged_is_mitmproxys_pretty_url_whichever_spelling_came_first() -> None:
+    """The origin is worked out once per scheme and Host header: every later request naming them
+    (other paths, HTTP/2's :authority, a CONNECT) must still get exactly ``pretty_url``."""
+    flows = []
+    for scheme, host_header, path in SPELLINGS * 2:
+        f = flow("GET", f"{scheme}://127.0.0.1:9{path if path != '*' else '/'}")
+        f.request.path = path
+        f.request.headers["Host"] = host_header
+        flows.append(f)
+    h2 = flow("GET", "https://www.instagram.com/a")
+    h2.request.http_version = "HTTP/2.0"
+    h2.request.authority = "www.instagram.com:443"
+    h2.request.headers["Host"] = "ignored.example"
+    connect = flow("CONNECT", "https://www.instagram.com:443/")
+    connect.request.authority = "www.instagram.com:443"
+    bare = flow("GET", "https://www.instagram.com/b")  # no Host header: the URL's host
+    for f in [*flows, h2, connect, bare, h2]:
+        assert blocker_module.pretty_url(f.request) == f.request.pretty_url, f.request.headers.get("Host")
+
+
+def test_the_views_are_the_same_remembered_or_worked_out() -> None:
+    """Each request's host names are remembered by what they are made of: a request that differs in
+    any one of them (Host header, URL host, TLS name, address dialled) gets its own."""
+    blocker_module._VIEWS.clear()
+
+    def fresh(f: http.HTTPFlow) -> tuple[str, ...]:
+        blocker_module._VIEWS.clear()
+        return Blocker._views(f)
+
+    variants = [
+        tunnelled("https://www.instagram.com/sam.example/", "evil.example"),
+        tunnelled("https://www.instagram.com/sam.example/", "www.instagram.com"),
+        tunnelled("https://evil.example/sam.example/", "www.instagram.com"),
+        tunnelled("https://www.instagram.com./x", "WWW.INSTAGRAM.COM."),
+    ]
+    # the same Host header and URL host, told apart only by the TLS name, then only by the address
+    by_sni = tunnelled("https://www.instagram.com/x", "www.instagram.com")
+    by_sni.client_conn.sni = "evil.example"
+    by_address = tunnelled("https://www.instagram.com/x", "www.instagram.com")
+    by_address.server_conn.address = ("evil.example", 443)
+    plain = flow("GET", "http://www.instagram.com/x")
+    plain.client_conn.sni = None
+    plain.server_conn.address = None
+    variants += [by_sni, by_address, plain]
+    expected = [fresh(f) for f in variants]
+    # a key missing any part would hand one of these another's views (no evil.example among them)
+    assert expected[1] == ("www.instagram.com",)
+    assert expected[2] == expected[4] == expected[5] == ("www.instagram.com", "evil.example")
+    blocker_module._VIEWS.clear()
+    assert [Blocker._views(f) for f in variants * 2] == expected * 2
+
+
 def test_a_non_target_request_is_untouched_by_the_tunnel_check() -> None:
     b = blocker(RULES)
     f = tunnelled("https://example.org/sam.example/", "example.org")
