@@ -149,6 +149,9 @@ class _PathIndex:
                 by.setdefault(_literal_prefix(pat), []).append(i)
         self._by = {k: tuple(v) for k, v in by.items()}
         self._ops = {k: tuple(v) for k, v in ops.items()}
+        # found through its bucket, a pattern's leading literal segments are known to match
+        self._verified = tuple(len(_literal_prefix(p)) for p in patterns)
+        self._every = tuple((p, 0) for p in patterns)
         # A reserved first segment ("api", "explore") is never a handle: patterns that capture one
         # there cannot match it (``Matcher._match`` refuses them), so they are not tried.
         self._by_reserved = {
@@ -156,21 +159,24 @@ class _PathIndex:
         }
         self._depths = sorted({len(k) for k in by})
 
-    def candidates(self, req: Request) -> tuple[Pattern, ...] | list[Pattern]:
+    def candidates(self, req: Request) -> tuple[tuple[Pattern, int], ...] | list[tuple[Pattern, int]]:
+        """The patterns ``req`` can match, in order, each with how many of its leading path
+        segments are already known to match (compared here, case-blind)."""
         segments = req.segments
         head = segments[:_LITERAL_DEPTH]
         if not all(s.isascii() for s in head):
             # re's case-blind match also pairs some non-ASCII letters with ASCII ones (the Kelvin
             # sign with "k"), which lower() does not: such a path tries every pattern, as before
-            return self._all
+            return self._every
         low = tuple(s.lower() for s in head)
         by = self._by_reserved if low and low[0] in self._reserved else self._by
         found = [got for d in self._depths if d <= len(low) and (got := by.get(low[:d]))]
         if self._ops:
             found.extend(got for name in req.operations if (got := self._ops.get(name)))
+        every, verified = self._all, self._verified
         if len(found) == 1:
-            return [self._all[i] for i in found[0]]
-        return [self._all[i] for i in sorted({i for f in found for i in f})]
+            return [(every[i], verified[i]) for i in found[0]]
+        return [(every[i], verified[i]) for i in sorted({i for f in found for i in f})]
 
 
 class Matcher:
@@ -314,8 +320,8 @@ class Matcher:
             return Verdict(False, f"{req.host or 'this host'} is not a platform the rules target")
         pending: tuple[Platform, Pattern] | None = None
         for plat in plats:
-            for pat in self._paths[plat.name].candidates(req):
-                hit = self._match(plat, pat, req, active, _depth)
+            for pat, known in self._paths[plat.name].candidates(req):
+                hit = self._match(plat, pat, req, active, _depth, known)
                 if hit is None:
                     continue
                 if isinstance(hit, Verdict):
@@ -388,9 +394,16 @@ class Matcher:
         return verdict(False, f"{_what(plat, pat.surface)} {name}, but {why}", name)
 
     def _match(
-        self, plat: Platform, pat: Pattern, req: Request, active: Collection[str] | None, depth: int
+        self,
+        plat: Platform,
+        pat: Pattern,
+        req: Request,
+        active: Collection[str] | None,
+        depth: int,
+        known: int = 0,
     ) -> tuple[tuple[str, ...], str | None] | Verdict | None:
-        """None: no structural match. Otherwise the people it names (maybe none) or a nested verdict."""
+        """None: no structural match. Otherwise the people it names (maybe none) or a nested verdict.
+        ``known``: how many leading path segments, all literals, are already known to match."""
         if pat.hosts and not any(req.host == h or req.host.endswith("." + h) for h in pat.hosts):
             return None
         if pat.method and req.method.upper() != pat.method:
@@ -404,7 +417,8 @@ class Matcher:
             segs = req.segments
             if len(segs) < len(pat.path) or (pat.exact and len(segs) != len(pat.path)):
                 return None
-            for i, (t, s) in enumerate(zip(pat.path, segs, strict=False)):
+            for i in range(known, len(pat.path)):
+                t, s = pat.path[i], segs[i]
                 got = t.capture(s)
                 if got is None or (i == 0 and t.kind and s.lower() in plat.reserved):
                     return None

@@ -96,7 +96,9 @@ def test_the_path_index_judges_as_trying_every_pattern(name: str, monkeypatch: p
     m = _matcher(name)
     rows = [v for case in read(CASES / f"{name}.toml")["case"] for v in _variants(case)]
     indexed = [m.judge(request(row)) for row in rows]
-    monkeypatch.setattr(matcher_module._PathIndex, "candidates", lambda self, req: self._all)
+    monkeypatch.setattr(
+        matcher_module._PathIndex, "candidates", lambda self, req: [(p, 0) for p in self._all]
+    )
     every = [m.judge(request(row)) for row in rows]
     assert [(r["request"], v) for r, v in zip(rows, indexed, strict=True)] == [
         (r["request"], v) for r, v in zip(rows, every, strict=True)
