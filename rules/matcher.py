@@ -141,16 +141,17 @@ class _PathIndex:
         self._reserved = reserved
         by: dict[tuple[str, ...], list[int]] = {}
         ops: dict[str, list[int]] = {}
+        prefixes = [_literal_prefix(pat) for pat in patterns]
         for i, pat in enumerate(patterns):
             if pat.path is None and pat.operation:
                 for name in pat.operation:
                     ops.setdefault(name, []).append(i)
             else:
-                by.setdefault(_literal_prefix(pat), []).append(i)
+                by.setdefault(prefixes[i], []).append(i)
         self._by = {k: tuple(v) for k, v in by.items()}
         self._ops = {k: tuple(v) for k, v in ops.items()}
         # found through its bucket, a pattern's leading literal segments are known to match
-        self._verified = tuple(len(_literal_prefix(p)) for p in patterns)
+        self._verified = tuple(len(p) for p in prefixes)
         self._every = tuple((p, 0) for p in patterns)
         # A reserved first segment ("api", "explore") is never a handle: patterns that capture one
         # there cannot match it (``Matcher._match`` refuses them), so they are not tried.
