@@ -174,10 +174,7 @@ class Blocker:
                 h = n.lower().rstrip(".")
                 if h and h not in out:
                     out.append(h)
-            got = tuple(out)
-            if len(_VIEWS) >= _MEMO_SIZE:  # many spellings (forged Host headers): start again
-                _VIEWS.clear()
-            _VIEWS[key] = got
+            got = _remember(_VIEWS, key, tuple(out))
         return got
 
     def _judge(self, flow: http.HTTPFlow, views: tuple[str, ...]) -> tuple[Verdict, Mapping[str, str]]:
@@ -631,11 +628,17 @@ def pretty_url(r: http.Request) -> str:
         full = r.pretty_url
         if not full.endswith(path):
             return full
-        origin = full[: len(full) - len(path)]
-        if len(_ORIGINS) >= _MEMO_SIZE:
-            _ORIGINS.clear()
-        _ORIGINS[key] = origin
+        origin = _remember(_ORIGINS, key, full[: len(full) - len(path)])
     return origin + path
+
+
+def _remember[K, V](table: dict[K, V], key: K, value: V) -> V:
+    """Keep ``value`` under ``key``; a table grown past ``_MEMO_SIZE`` spellings (forged Host
+    headers) starts again rather than growing without bound."""
+    if len(table) >= _MEMO_SIZE:
+        table.clear()
+    table[key] = value
+    return value
 
 
 _NOT_JUDGED = frozenset({"cookie", "authorization"})  # never handed to the rules, or kept
