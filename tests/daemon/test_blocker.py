@@ -359,6 +359,15 @@ def test_the_views_are_the_same_remembered_or_worked_out() -> None:
     assert [Blocker._views(f) for f in variants * 2] == expected * 2
 
 
+def test_forged_host_headers_cannot_grow_the_remembered_tables_without_bound() -> None:
+    for i in range(2 * blocker_module._MEMO_SIZE + 5):
+        f = tunnelled("https://www.instagram.com/x", f"forged{i}.example")
+        assert Blocker._views(f) == (f"forged{i}.example", "www.instagram.com")
+        assert blocker_module.pretty_url(f.request) == f"https://forged{i}.example/x"
+    assert 0 < len(blocker_module._VIEWS) <= blocker_module._MEMO_SIZE
+    assert 0 < len(blocker_module._ORIGINS) <= blocker_module._MEMO_SIZE
+
+
 def test_a_non_target_request_is_untouched_by_the_tunnel_check() -> None:
     b = blocker(RULES)
     f = tunnelled("https://example.org/sam.example/", "example.org")
