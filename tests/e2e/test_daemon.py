@@ -313,3 +313,45 @@ def test_sigkill_mid_burst_keeps_every_committed_attempt(tmp_path: Path) -> None
     finally:
         con.close()
     assert set(again) == ids and web[0] == web[1] == len(ids) + 1
+
+
+@pytest.mark.e2e
+def test_an_h2c_upgrade_never_reaches_the_origin(tmp_path: Path) -> None:
+    """The daemon runs mitmproxy without the addons it never uses (``proxy.UNUSED_ADDONS``), but
+    keeps the ones that guard the proxy: an HTTP/1.1 request asking to switch to cleartext HTTP/2
+    is passed on without the upgrade (mitmproxy's DisableH2C), so the connection stays one the
+    blocker can read."""
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = b"origin says hi"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    d = start_daemon(
+        tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{server.server_address[1]}")
+    )
+    try:
+        r = curl(d, "--http2", "http://www.instagram.com/explore/")
+        assert r.stdout == "origin says hi", r.stderr
+        assert len(seen) == 1
+        assert "upgrade" not in seen[0] and "http2-settings" not in seen[0], seen[0]
+        blocked = curl(
+            d, "--http2", "-o", "/dev/null", "-w", "%{http_code}", "http://www.instagram.com/sam.example/"
+        )
+        assert blocked.stdout == "403" and len(seen) == 1
+    finally:
+        d.stop()
+        server.shutdown()
