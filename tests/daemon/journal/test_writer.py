@@ -15,6 +15,7 @@ import re
 import signal
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,59 @@ def test_a_burst_of_repeats_shares_commits_and_still_reaches_the_disk_unasked(tm
     # 1.5 s of repeats: ~8 groups of 0.2 s; one commit per repeat would be 150 or more
     assert len(commits) - before <= 20, len(commits) - before
     j.close()
+
+
+def test_a_burst_of_attempts_shares_commits_and_each_is_on_disk(tmp_path: Path) -> None:
+    """Attempts arriving 2 ms apart for 0.4 s (a burst of reloads) are committed a few at a time,
+    at most one transaction per ``COMMIT_GAP``, not one each; every one of them reaches the disk
+    without anyone calling ``flush``."""
+    path = tmp_path / "journal.sqlite3"
+    commits: list[str] = []
+
+    def trace(con: sqlite3.Connection) -> None:
+        con.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+
+    j = Journal(path, on_connect=trace)
+    j.start()
+    assert j.flush()
+    before = len(commits)
+    pace = threading.Event()  # never set: its wait is the interval between two attempts
+    for i in range(200):
+        j.record(attempt(i))
+        pace.wait(0.002)
+    wait_for(lambda: query(path, "SELECT count(*) FROM attempts") == [(200,)], timeout=10)
+    # 0.4 s or more of attempts: at most one commit per 10 ms gap, so ~40-60; one each would be 200
+    assert len(commits) - before <= 120, len(commits) - before
+    j.close()
+
+
+def test_a_lone_attempt_waits_for_no_gap_and_flush_waits_for_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gap only spaces commits out: the first attempt after a quiet spell is committed at once,
+    the next one waits for the gap since that commit (seconds here), and ``flush`` does not."""
+    monkeypatch.setattr(journal_writer, "COMMIT_GAP", 30.0)
+    path = tmp_path / "journal.sqlite3"
+    committed: list[int] = []
+    j = Journal(path, on_commit=lambda n, last: committed.append(last))
+    j.start()
+    j.record(attempt(0))
+    wait_for(lambda: committed == [1], timeout=10)  # not 30 s
+    j.record(attempt(1))
+    assert not wait_for_quietly(lambda: len(committed) > 1, 1.0)  # within the gap: it waits
+    assert j.flush(timeout=10)
+    assert committed == [1, 2]
+    assert query(path, "SELECT count(*) FROM attempts") == [(2,)]
+    j.close()
+
+
+def wait_for_quietly(cond: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``cond`` came true within ``timeout`` (polled; False is not an error)."""
+    try:
+        wait_for(cond, timeout, "the condition")
+    except AssertionError:
+        return False
+    return True
 
 
 def test_a_really_full_filesystem_is_survived_too(tmp_path: Path) -> None:
