@@ -9,26 +9,78 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
+import importlib.util
 import ipaddress
 import logging
 import re
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import mitmproxy
 import mitmproxy_rs
-from mitmproxy import addons, master, options
-from mitmproxy.proxy import mode_servers, mode_specs
+
+
+def addons_package() -> types.ModuleType:
+    """``mitmproxy.addons``, registered without running its ``__init__`` unless something imported
+    it already. That ``__init__`` imports all 31 default addons, and with them Flask (the onboarding
+    app), ldap3 (proxy authentication) and the pyparsing flow filters: about a quarter of a start's
+    imports, for addons the daemon never runs. Registered unrun, its modules import one by one; the
+    first use of a name the ``__init__`` defines (``default_addons``, by anyone else in the process)
+    runs it then, as if it had run from the start."""
+    got = sys.modules.get("mitmproxy.addons")
+    if got is not None:
+        return got
+    spec = importlib.util.find_spec("mitmproxy.addons")
+    if spec is None or spec.loader is None:  # not a package here: let the import say so
+        return importlib.import_module("mitmproxy.addons")
+    loader = spec.loader
+    pkg = importlib.util.module_from_spec(spec)
+
+    def run_init(name: str) -> Any:
+        # a submodule is not an attribute yet: the import system then loads that module alone
+        if name.startswith("__") or importlib.util.find_spec(f"mitmproxy.addons.{name}") is not None:
+            raise AttributeError(name)
+        del pkg.__dict__["__getattr__"]  # the __init__'s own imports must find only what it made
+        loader.exec_module(pkg)
+        return getattr(pkg, name)
+
+    pkg.__dict__["__getattr__"] = run_init
+    sys.modules["mitmproxy.addons"] = pkg
+    mitmproxy.addons = pkg
+    return pkg
+
+
+# before mitmproxy's master, which imports a module of mitmproxy.addons (running the package)
+addons_package()
+from mitmproxy import master, options  # noqa: E402
+from mitmproxy.proxy import mode_servers, mode_specs  # noqa: E402
 
 log = logging.getLogger("zerocontact.proxy")
 
 
-# mitmproxy's default addons the daemon never uses: playback, export, rewriting and saving flows,
-# proxy authentication, its onboarding app (the devices' own page hands out the CA). mitmproxy calls
-# every addon in the chain for every event of every flow (a generator, a context manager and a
-# coroutine each, whether or not it has that hook): 23 of its 31 were about a fifth of the loop's
-# CPU per request. Named, not kept by a list of the needed ones, so that an addon a later mitmproxy
-# adds (maybe one the proxy needs) is kept.
+# The mitmproxy addons the daemon runs, as (module in mitmproxy.addons, class), in the order of
+# mitmproxy's default chain: core options and commands, block_global, ECH stripping for the devices'
+# DNS, h2c refused, the listeners, DNS, the layers, the certificates.
+ADDONS = (
+    ("core", "Core"),
+    ("block", "Block"),
+    ("strip_dns_https_records", "StripDnsHttpsRecords"),
+    ("disable_h2c", "DisableH2C"),
+    ("proxyserver", "Proxyserver"),
+    ("dns_resolver", "DnsResolver"),
+    ("next_layer", "NextLayer"),
+    ("tlsconfig", "TlsConfig"),
+)
+# The rest of mitmproxy's default addons, never used here: playback, export, rewriting and saving
+# flows, proxy authentication, its onboarding app (the devices' own page hands out the CA).
+# mitmproxy calls every addon in the chain for every event of every flow (a generator, a context
+# manager and a coroutine each, whether or not it has that hook): these 23 were about a fifth of the
+# loop's CPU per request. A test fails when mitmproxy's defaults are not exactly both lists, so an
+# addon a later mitmproxy adds is a decision, not an accident.
 UNUSED_ADDONS = frozenset(
     {
         "Browser",
@@ -59,8 +111,8 @@ UNUSED_ADDONS = frozenset(
 
 
 def lean_addons() -> list[Any]:
-    """mitmproxy's default addons less the ones the daemon never uses (``UNUSED_ADDONS``)."""
-    return [a for a in addons.default_addons() if type(a).__name__ not in UNUSED_ADDONS]
+    """New instances of the addons the daemon runs (``ADDONS``), each module imported alone."""
+    return [getattr(importlib.import_module(f"mitmproxy.addons.{m}"), cls)() for m, cls in ADDONS]
 
 
 @dataclass(frozen=True, slots=True)
