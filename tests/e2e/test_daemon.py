@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from zctest.e2e import ZC, Daemon, Origin, curl, journal_rows, start_daemon
+from zctest.e2e import ZC, Daemon, Origin, curl, daemon_with_origin, journal_rows, start_daemon
 from zctest.support import need_tool, wait_for
 
 
@@ -321,29 +321,9 @@ def test_an_h2c_upgrade_never_reaches_the_origin(tmp_path: Path) -> None:
     keeps the ones that guard the proxy: an HTTP/1.1 request asking to switch to cleartext HTTP/2
     is passed on without the upgrade (mitmproxy's DisableH2C), so the connection stays one the
     blocker can read."""
-    import http.server
-    import threading
 
     seen: list[dict[str, str]] = []
-
-    class Echo(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append({k.lower(): v for k, v in self.headers.items()})
-            body = b"origin says hi"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    d = start_daemon(
-        tmp_path, extra=("--redirect-upstream", f"www.instagram.com=127.0.0.1:{server.server_address[1]}")
-    )
-    try:
+    with daemon_with_origin(tmp_path, lambda path: (b"origin says hi", {}), seen) as d:
         r = curl(d, "--http2", "http://www.instagram.com/explore/")
         assert r.stdout == "origin says hi", r.stderr
         assert len(seen) == 1
@@ -352,6 +332,3 @@ def test_an_h2c_upgrade_never_reaches_the_origin(tmp_path: Path) -> None:
             d, "--http2", "-o", "/dev/null", "-w", "%{http_code}", "http://www.instagram.com/sam.example/"
         )
         assert blocked.stdout == "403" and len(seen) == 1
-    finally:
-        d.stop()
-        server.shutdown()

@@ -280,13 +280,18 @@ def journal_rows(d: Daemon) -> list[sqlite3.Row]:
 
 @contextlib.contextmanager
 def daemon_with_origin(
-    tmp_path: Path, answer: Callable[[str], tuple[bytes, dict[str, str]]]
+    tmp_path: Path,
+    answer: Callable[[str], tuple[bytes, dict[str, str]]],
+    seen: list[dict[str, str]] | None = None,
 ) -> Iterator[Daemon]:
     """A daemon whose allowed www.instagram.com requests go to a local origin that answers each
-    path with ``answer(path)``: (body, headers)."""
+    path with ``answer(path)``: (body, headers). ``seen`` gets each request's headers the origin
+    received (lower-case names)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if seen is not None:
+                seen.append({k.lower(): v for k, v in self.headers.items()})
             body, headers = answer(self.path)
             self.send_response(200)
             for k, v in headers.items():

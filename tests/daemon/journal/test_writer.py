@@ -183,11 +183,8 @@ def test_the_requests_of_one_page_load_fold_into_one_waiting_entry(tmp_path: Pat
     ]
 
 
-def test_a_burst_of_repeats_shares_commits_and_still_reaches_the_disk_unasked(tmp_path: Path) -> None:
-    """Bumps alone gather for ``BUMP_GROUP_SECONDS``: repeats of two looks arriving at 200 a second
-    for 1.5 s, alternating (so that none folds into the entry before it), take a handful of
-    transactions, not one each; and they are on disk without anyone calling ``flush``."""
-    path = tmp_path / "journal.sqlite3"
+def counting_commits(path: Path) -> tuple[Journal, list[str]]:
+    """A started journal on ``path`` and the list its connections add a line to at each COMMIT."""
     commits: list[str] = []
 
     def trace(con: sqlite3.Connection) -> None:
@@ -195,6 +192,15 @@ def test_a_burst_of_repeats_shares_commits_and_still_reaches_the_disk_unasked(tm
 
     j = Journal(path, on_connect=trace)
     j.start()
+    return j, commits
+
+
+def test_a_burst_of_repeats_shares_commits_and_still_reaches_the_disk_unasked(tmp_path: Path) -> None:
+    """Bumps alone gather for ``BUMP_GROUP_SECONDS``: repeats of two looks arriving at 200 a second
+    for 1.5 s, alternating (so that none folds into the entry before it), take a handful of
+    transactions, not one each; and they are on disk without anyone calling ``flush``."""
+    path = tmp_path / "journal.sqlite3"
+    j, commits = counting_commits(path)
     first, second = j.record(attempt(0)), j.record(attempt(1))
     assert j.flush()
     before = len(commits)
@@ -214,13 +220,7 @@ def test_a_burst_of_attempts_shares_commits_and_each_is_on_disk(tmp_path: Path) 
     at most one transaction per ``COMMIT_GAP``, not one each; every one of them reaches the disk
     without anyone calling ``flush``."""
     path = tmp_path / "journal.sqlite3"
-    commits: list[str] = []
-
-    def trace(con: sqlite3.Connection) -> None:
-        con.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
-
-    j = Journal(path, on_connect=trace)
-    j.start()
+    j, commits = counting_commits(path)
     assert j.flush()
     before = len(commits)
     pace = threading.Event()  # never set: its wait is the interval between two attempts
