@@ -448,7 +448,7 @@ class Journal:
             batch = list(itertools.islice(self._buf, BATCH))
             start = self._head
             self._taken = start + len(batch)
-            # what is left over (a backlog past BATCH) is written next, without waiting
+            # what is left over (a backlog past BATCH) is written next: at once while a full batch waits
             self._urgent = len(batch) < len(self._buf)
             self._bumps_until = None
             self._hurry = False
