@@ -45,7 +45,7 @@ from . import devices as devmod
 from .attempts import DayCount
 from .blocker import Blocker, RedirectUpstream
 from .clock import ClockStatus, TrustedClock
-from .commitment import Commitment, UninstallRequest
+from .commitment import Commitment, UninstallRequest, source_digest
 from .devicepage import DevicePage
 from .enforcement import Enforcement, build
 from .journal import Attempt, Journal, count_since, learned_ids
@@ -227,6 +227,13 @@ class Daemon:
         self.opts = opts
         self.paths = opts.paths
         self.requested = rules  # what the rules file asks for
+        # and the digest of the bytes it was read from (never for the embedded sample, whose rules
+        # are not read from ``rules_bytes``): lets a restart skip comparing 10,000 people's dump
+        self.requested_digest = (
+            source_digest(opts.rules_bytes, opts.timezone)
+            if opts.rules_bytes is not None and opts.rules_path is not None and not opts.demo
+            else None
+        )
         self._injected_clock = clock
         self._life = Lifecycle()
         self._stopped = asyncio.Event()
@@ -318,7 +325,12 @@ class Daemon:
         clock = self.clock
         await life.enter("clock", _nothing, lambda: asyncio.to_thread(clock.save))
         self.commitment = Commitment(
-            self.paths, self.opts.timezone, kept=kept, journal_is_new=journal_is_new, requested=self.requested
+            self.paths,
+            self.opts.timezone,
+            kept=kept,
+            journal_is_new=journal_is_new,
+            requested=self.requested,
+            requested_digest=self.requested_digest,
         )
         for note in self.commitment.tampering:
             log.warning("commitment: %s", note)
@@ -682,7 +694,7 @@ class Daemon:
         """What is in force now: the commitment's decision on the requested rules, then the schedule."""
         assert self.clock is not None and self.commitment is not None
         now = self.clock.now()
-        decision = self.commitment.decide(self.requested, now)
+        decision = self.commitment.decide(self.requested, now, self.requested_digest)
         return build(
             decision.effective,
             now,
@@ -923,6 +935,7 @@ class Daemon:
                 self._spawn(self._after_change(self.blocker.enforcement))
             return
         self.requested = rules
+        self.requested_digest = source_digest(data, self.opts.timezone)
         self.last_reload = ReloadStatus(ok=True, time=now, detail=f"reloaded: {rules.summary()}")
         log.info("reloaded %s: %s", path, rules.summary())
         self._spawn(self.reconcile())

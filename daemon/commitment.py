@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zerocontact.rules
 from zerocontact.rules import RulesError, Ruleset, evaluate, load
 from zerocontact.rules.commit import Decision, decide
 from zerocontact.rules.dump import dump
@@ -42,6 +45,50 @@ def _times(text: str | None) -> dict[str, dt.datetime]:
         return {}
 
 
+# The second line of an in-force copy written while it held exactly the rules file's rules: which
+# file bytes (read with which code and default time zone) it was dumped from. See ``source_digest``.
+_SOURCE = "# dumped from the rules file with digest "
+
+
+@functools.cache
+def _code_fingerprint() -> bytes:
+    """A digest of the rules package's own files (its code and platform presets, ~1 ms to read):
+    the same bytes read by other code may mean other rules, so a digest never outlives an upgrade."""
+    h = hashlib.sha256()
+    for folder in zerocontact.rules.__path__:
+        for f in sorted(Path(folder).rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".toml", ".json") and "__pycache__" not in f.parts:
+                h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.digest()
+
+
+def source_digest(data: bytes, timezone: str) -> str:
+    """What identifies the rules a file's bytes load to: the bytes, the default time zone they are
+    read in and the code reading them. An in-force copy carrying the digest of the file's bytes
+    holds exactly the file's rules, so the start takes them without dumping 10,000 people to compare
+    (``Commitment``); the copy is trusted no more than its text is (the journal's copy wins)."""
+    h = hashlib.sha256(_code_fingerprint())
+    h.update(timezone.encode() + b"\0")
+    h.update(data)
+    return h.hexdigest()
+
+
+def _split_source(text: str) -> tuple[str | None, str]:
+    """(the digest on an in-force copy's second line or None, the copy without that line)."""
+    first, sep, rest = text.partition("\n")
+    if not rest.startswith(_SOURCE):
+        return None, text
+    line, _, body = rest.partition("\n")
+    return line[len(_SOURCE) :].strip() or None, first + sep + body
+
+
+def _with_source(body: str, digest: str | None) -> str:
+    if digest is None:
+        return body
+    first, _, rest = body.partition("\n")
+    return f"{first}\n{_SOURCE}{digest}\n{rest}"
+
+
 class Commitment:
     """What is in force, what is pending and when each block started, kept in three state files and
     in the journal (the durable, integrity-checked store). At start the journal's copy wins over a
@@ -56,6 +103,7 @@ class Commitment:
         kept: Mapping[str, str] | None = None,
         journal_is_new: bool = False,
         requested: Ruleset | None = None,
+        requested_digest: str | None = None,
     ) -> None:
         self.in_force_file = paths.in_force
         self.pending_file = paths.pending
@@ -64,26 +112,39 @@ class Commitment:
         texts, on_disk = self._reconcile(kept or {}, journal_is_new)
         self.in_force: Ruleset | None = None
         # rules whose dump is known, with it, so that saving rules that did not change dumps nothing
-        # (a dump of 10,000 people takes ~0.05 s)
+        # (a dump of 10,000 people takes ~0.07 s)
         self._dumps: list[tuple[Ruleset, str]] = []
+        # the rules file's rules and the ``source_digest`` of its bytes (None: not known)
+        self._requested = requested
+        self._requested_digest = requested_digest if requested is not None else None
         text = texts[self.in_force_file]
-        canonical = dump(requested) if text is not None and requested is not None else None
-        if requested is not None and canonical is not None:
-            self._dumps.append((requested, canonical))
-        if requested is not None and text is not None and text == canonical:
-            # The text in force is exactly what the file's rules dump to, so it reads back as those
-            # rules (dump then load is an identity: tests/rules/test_dump.py): they are taken as
-            # they are instead of parsing the same 10,000 people a second time (~0.3 s of the start).
-            # Comparing computed texts trusts nothing new: a file loosened while the daemon was
-            # stopped dumps to another text and takes the path below, with every cooling-off.
+        claimed, body = _split_source(text) if text is not None else (None, None)
+        if requested is not None and body is not None and claimed is not None and claimed == requested_digest:
+            # The copy in force was dumped from these very bytes, read by this code in this zone:
+            # it is exactly the file's rules, taken as they are without parsing or dumping 10,000
+            # people again. The digest is trusted as far as the text it sits in: a copy edited while
+            # the daemon was stopped loses to the journal's (``_reconcile``), and without a journal
+            # whoever can write the copy could as well write the rules it names.
             self.in_force = dataclasses.replace(requested, source=str(self.in_force_file), notes=())
-        elif text is not None:
-            try:
-                self.in_force = load(text, str(self.in_force_file), timezone)
-                self._dumps.append((self.in_force, text))
-            except RulesError as e:
-                # never silently drop what was in force: the caller treats the file as the baseline
-                log.error("cannot read the rules in force (%s); the rules file becomes the baseline", e)
+            self._dumps.append((requested, body))
+        else:
+            canonical = dump(requested) if body is not None and requested is not None else None
+            if requested is not None and canonical is not None:
+                self._dumps.append((requested, canonical))
+            if requested is not None and body is not None and body == canonical:
+                # The text in force is exactly what the file's rules dump to, so it reads back as
+                # those rules (dump then load is an identity: tests/rules/test_dump.py): they are
+                # taken as they are instead of parsing the same 10,000 people a second time. Comparing
+                # computed texts trusts nothing new: a file loosened while the daemon was stopped
+                # dumps to another text and takes the path below, with every cooling-off.
+                self.in_force = dataclasses.replace(requested, source=str(self.in_force_file), notes=())
+            elif text is not None and body is not None:
+                try:
+                    self.in_force = load(text, str(self.in_force_file), timezone)
+                    self._dumps.append((self.in_force, body))
+                except RulesError as e:
+                    # never silently drop what was in force: the caller treats the file as the baseline
+                    log.error("cannot read the rules in force (%s); the rules file becomes the baseline", e)
         self.pending = _times(texts[self.pending_file])
         self.started = _times(texts[self.started_file])
         self.decision: Decision | None = None
@@ -116,8 +177,10 @@ class Commitment:
             )
         return out, disk
 
-    def decide(self, requested: Ruleset, now: dt.datetime) -> Decision:
-        """Decide at trusted time ``now``; remembers the result (call ``save`` to persist it)."""
+    def decide(self, requested: Ruleset, now: dt.datetime, digest: str | None = None) -> Decision:
+        """Decide at trusted time ``now``; remembers the result (call ``save`` to persist it).
+        ``digest``: the ``source_digest`` of the bytes ``requested`` was read from, if known."""
+        self._requested, self._requested_digest = requested, digest
         d = decide(self.in_force, requested, self.pending, self.started, now)
         for c in d.released:
             log.warning("the cooling-off has passed: %s", c.text)
@@ -141,10 +204,13 @@ class Commitment:
         if self.in_force is None:
             return
         in_force = self.in_force
-        rules_text = next((t for r, t in self._dumps if _same_rules(r, in_force)), None)
-        if rules_text is None:
-            rules_text = dump(in_force)
-            self._dumps = [(in_force, rules_text)]
+        body = next((t for r, t in self._dumps if _same_rules(r, in_force)), None)
+        if body is None:
+            body = dump(in_force)
+            self._dumps = [(in_force, body)]
+        # the digest of the file's bytes only on a copy that holds exactly the file's rules
+        same = self._requested is not None and _same_rules(self._requested, in_force)
+        rules_text = _with_source(body, self._requested_digest if same else None)
         changed = [
             (path, text)
             for path, text in (
@@ -219,7 +285,10 @@ def lock_in_force(paths: Paths, now: dt.datetime, timezone: str = "UTC") -> dt.t
 
 
 def _same_rules(a: Ruleset, b: Ruleset) -> bool:
-    """Would ``dump`` write the same text for both? Every field but where the rules were read from."""
+    """Would ``dump`` write the same text for both? Every field but where the rules were read from
+    and the loader's notes on them (which ``dump`` does not write)."""
     return a is b or all(
-        getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a) if f.name != "source"
+        getattr(a, f.name) == getattr(b, f.name)
+        for f in dataclasses.fields(a)
+        if f.name not in ("source", "notes")
     )

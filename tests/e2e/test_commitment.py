@@ -263,3 +263,38 @@ def test_a_removed_journal_is_noticed(tmp_path: Path, origin: Origin) -> None:
         assert any("journal was removed" in t for t in status_of(d2)["tampering"])  # type: ignore[union-attr]
     finally:
         d2.stop()
+
+
+def test_the_copy_in_force_names_the_file_bytes_it_was_taken_from(tmp_path: Path, origin: Origin) -> None:
+    """A real start writes the digest of the rules file's bytes into the copy in force; a restart
+    on the same file rewrites nothing; a reload (tightening) names the new bytes."""
+    from zerocontact.daemon.cli.common import local_timezone
+    from zerocontact.daemon.commitment import source_digest
+
+    def expected(d: Daemon) -> str:  # the daemon reads the file in the zone this process sees too
+        digest = source_digest(d.rules.read_bytes(), local_timezone())
+        return f"# dumped from the rules file with digest {digest}"
+
+    def digest_line(d: Daemon) -> str:
+        f = d.state / "in-force.toml"
+        lines = f.read_text().splitlines() if f.exists() else []  # written just after the start
+        return lines[1] if len(lines) > 1 else ""
+
+    d = start(tmp_path, origin, rules())
+    try:
+        wait_for(lambda: digest_line(d) == expected(d), 10, "the copy to name the file's bytes")
+        first = digest_line(d)
+    finally:
+        d.stop()
+    before = (d.state / "in-force.toml").stat()
+    d2 = start(tmp_path, origin, rules(), name="d")
+    try:
+        assert code(d2, SAM) == "403"
+        after = (d2.state / "in-force.toml").stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        save(d2.rules, rules(people="Sam,Ann"))
+        wait_for(lambda: code(d2, ANN) == "403", 5, "Ann's block to apply")
+        wait_for(lambda: digest_line(d2) == expected(d2) != first, 10, "the copy to name the new bytes")
+        assert "ann.example" in (d2.state / "in-force.toml").read_text()
+    finally:
+        d2.stop()
