@@ -487,8 +487,11 @@ class Blocker:
         conn = flow.client_conn.id
         found = self._procs.get(conn)
         if found is None:
+            # the connection's two ends, as the client's socket has them: its own, and the proxy's
+            local = flow.client_conn.sockname
+            proxy = (str(local[0]), int(local[1])) if local and local[1] else (str(peer[0]), self.proxy_port)
             try:
-                found = self._lookups.submit(process_for, peer[1], self.proxy_port)
+                found = self._lookups.submit(process_for, (str(peer[0]), int(peer[1])), proxy)
             except RuntimeError:  # shutting down: the attempt is logged without it
                 return None
             if len(self._procs) >= MAX_CONNECTIONS_REMEMBERED:  # disconnects normally keep it small
