@@ -115,3 +115,12 @@ def test_ipv6_and_an_ipv4_client_of_a_dual_stack_listener() -> None:
         assert peer[0].startswith("::ffff:")
         clientproc._RECENT.clear()
         assert process_for(peer, proxy) == name(child.pid)
+
+
+def test_elsewhere_psutil_answers_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS and Windows take psutil's scan (those systems cannot run here; psutil's scan can, and
+    it is the same code path there)."""
+    with connected() as (child, peer, proxy):
+        monkeypatch.setattr(clientproc.sys, "platform", "darwin")
+        monkeypatch.setattr(clientproc, "_linux_pid", None)  # never reached off Linux
+        assert process_for(peer, proxy) == name(child.pid)
