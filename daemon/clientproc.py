@@ -5,9 +5,9 @@ kernel looks that socket up directly), or, where netlink is refused, found by it
 ``/proc/net/tcp`` searched as bytes; then the process holding its inode, looking first at the
 processes found before (a browser opens many connections), then at the socket owner's.
 ``psutil.net_connections`` instead parses every TCP socket of the machine in Python and maps every
-file descriptor of every process: 40–85 ms of CPU, most of it holding the GIL the proxy's loop
-needs, for each new connection that is blocked (measured with 4,000 sockets and 570 processes:
-benchmarks/README.md, tenth pass). Elsewhere psutil answers, as before.
+file descriptor of every process: 40–105 ms of CPU, most of it holding the GIL the proxy's loop
+needs, for each new connection that is blocked (measured with 3,000–6,000 sockets and 619
+processes: benchmarks/README.md, tenth pass). Elsewhere psutil answers, as before.
 """
 
 from __future__ import annotations

@@ -205,8 +205,9 @@ class Matcher:
                 else:
                     names.append(name)
         # A platform may share another's accounts (Threads uses Instagram's): it becomes targeted too.
-        # One that has no accounts of its own and takes them from one platform whose table is already
-        # complete gets that very table (``shared``): read-only from here on, so it is compiled once,
+        # One that has no accounts of its own and takes them from one platform that takes none from
+        # others (so its table is complete, whatever the order) gets that very table (``shared``):
+        # read-only from here on, so it is compiled once,
         # not once more for Threads (a third of the work for 10,000 Instagram-and-X people).
         shared: dict[str, str] = {}
         for pname in {**dict.fromkeys(built), **own}:  # in the order {**presets, **own} had
@@ -220,7 +221,7 @@ class Matcher:
                 len(giving) == 1
                 and dest not in ids
                 and giving[0] not in shared
-                and not self._takes_from(giving[0], ids, own, built)
+                and not self._takes_from(giving[0], own, built)
             ):
                 shared[dest] = giving[0]
                 ids[dest] = ids[giving[0]]
@@ -290,15 +291,12 @@ class Matcher:
         self.generation = 0  # bumped by every learned id: what was compiled from identifiers() is stale
 
     @staticmethod
-    def _takes_from(
-        name: str, ids: dict[str, dict[str, list[str]]], own: dict[str, Platform], built: Any
-    ) -> bool:
-        """Does platform ``name`` take accounts from a platform that has some (so its table grows)?"""
+    def _takes_from(name: str, own: dict[str, Platform], built: Any) -> bool:
+        """Does platform ``name`` take accounts from others (so its table may still grow)?"""
         plat = own.get(name)
-        sources = (
+        return bool(
             plat.accounts_from if plat is not None else built.accounts_from(name) if name in built else ()
         )
-        return any(ids.get(s) for s in sources)
 
     # -- the host index -------------------------------------------------------------------------
     def platforms_for(self, host: str) -> list[Platform]:
