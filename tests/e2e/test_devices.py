@@ -115,6 +115,9 @@ def tunnel(net: Net, conf: str, tmp_path: Path) -> Iterator[None]:
             endpoint,
         )
         sh("ip", "-n", net.ns, "addr", "add", fields["Address"], "dev", "wg0")
+        # no IPv6 link-local address added after the link is up: an address appearing while Chromium
+        # loads a page makes it abort the load (net::ERR_NETWORK_CHANGED)
+        sh("ip", "-n", net.ns, "link", "set", "wg0", "addrgenmode", "none", check=False)
         sh("ip", "-n", net.ns, "link", "set", "wg0", "up")
         sh("ip", "-n", net.ns, "route", "add", "default", "dev", "wg0")  # everything else: the tunnel
         yield
@@ -399,13 +402,18 @@ def test_chromium_on_the_phone_gets_the_block_page(tmp_path: Path, net: Net) -> 
                 "--dump-dom",
                 SAM,
             )
-            r = subprocess.run(
-                ["ip", "netns", "exec", net.ns, *args],
-                capture_output=True,
-                text=True,
-                timeout=90,
-                env={**os.environ, "HOME": str(home)},
-            )
+            for _ in range(2):
+                r = subprocess.run(
+                    ["ip", "netns", "exec", net.ns, *args],
+                    capture_output=True,
+                    text=True,
+                    timeout=90,
+                    env={**os.environ, "HOME": str(home)},
+                )
+                # Chromium gives up a load when the namespace's network changes under it (the new
+                # tunnel settling): that is the test machine, not the daemon; once more, then judge
+                if "ERR_NETWORK_CHANGED" not in r.stderr:
+                    break
         assert 'data-zerocontact="blocked"' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
         with contextlib.closing(sqlite3.connect(state / "journal.sqlite3")) as con:
             rows = con.execute("SELECT process FROM attempts WHERE channel = 'web'").fetchall()
