@@ -65,6 +65,7 @@ def _loads(data: bytes) -> Any:
 
 _DECODER = json.JSONDecoder()
 _JSON_WS = " \t\n\r"
+_BARE = frozenset("0123456789+-.eEtruefalsn")  # what a value outside quotes is written with
 
 
 class JsonText:
@@ -79,13 +80,33 @@ class JsonText:
     such a value is in one of them, in the same order. On a body that is not valid JSON the whole
     decode finds nothing; this may find the objects that did close (stricter, never laxer)."""
 
-    __slots__ = ("_decoded", "_escaped", "_lead", "_quotes", "_raw", "text")
+    __slots__ = (
+        "_counted",
+        "_decoded",
+        "_escaped",
+        "_inner",
+        "_keys",
+        "_lead",
+        "_members",
+        "_quotes",
+        "_raw",
+        "_up",
+        "text",
+    )
 
     def __init__(self, text: str, raw: bytes, lead: int, quotes: Sequence[int] | None = None) -> None:
         self.text, self._raw, self._lead = text, raw, lead
         self._quotes = quotes
         self._escaped: list[int] | bool | None = False  # False: not yet known
         self._decoded: dict[int, tuple[Any, int]] = {}  # objects decoded so far, by where they start
+        # what the walks found, kept for the next walk over this text (``around`` then ``may_reach``,
+        # and mentions side by side in one object, go out through the same brackets): the innermost
+        # open bracket around a mention, and around an open bracket (-1: none)
+        self._inner: dict[int, int] = {}
+        self._up: dict[int, int] = {}
+        self._keys: dict[int, str | None] = {}
+        self._members: dict[int, str | bool | None] = {}  # per mention: ``_member``
+        self._counted = [(0, 0)]  # (place, real quotes before it), ascending: counting goes on from one
 
     def around(self, offsets: Sequence[int], paths: Iterable[str]) -> list[Any] | None:
         """The objects in which a dotted key of ``paths`` can reach a mention at one of ``offsets``
@@ -122,26 +143,191 @@ class JsonText:
             return set()
         if self._escaped is False:
             self._escaped = self._escaped_quotes()
-        escaped = self._escaped
-        if not isinstance(escaped, list):
+        if not isinstance(self._escaped, list):
             return None
         # brackets walked for all mentions (~1 us each, decoding ~4 ns a character), and characters
         # decoded below the root (mentions nested in each other decode the same text again): past
         # either, decoding the whole body is cheaper (at worst this has cost about one such decode)
         steps = [32 + len(text) // 256, len(text) + 16_384]
         tops: set[int] = set()
-        quotes, last = 0, 0
         for at in places:
-            quotes += text.count('"', last, at) - (
-                bisect.bisect_left(escaped, at) - bisect.bisect_left(escaped, last)
-            )
-            last = at
-            top = _outermost_needed(text, at, quotes, chains, escaped, self._decoded, steps)
+            top = self._outermost_needed(at, chains, steps)
             if top is _WHOLE:
                 return None
             if top is not None:
                 tops.add(top)
         return tops
+
+    def _outermost_needed(self, at: int, chains: list[tuple[str, ...]], steps: list[int]) -> Any:
+        """Where the outermost object around ``at`` that a path can start from begins (decoded into
+        ``_decoded``), None if no path can reach ``at``, or ``_WHOLE``. ``steps``: brackets left to
+        walk, characters left to decode."""
+        text, decoded = self.text, self._decoded
+        k = self._inner.get(at)
+        if k is None:
+            quotes = self._parity(at)
+            k = self._enclosing(at, quotes, steps)
+            if k is None:
+                return _WHOLE
+            self._inner[at] = k
+            self._members[at] = self._member(at, k, quotes)
+        member = self._members[at]
+        if member is False or (member is not None and not any(p[-1] == member for p in chains)):
+            return None  # it sits in a key, or at a key no path ends in: no value a path reads
+        found: list[int] = []  # the enclosing objects' starts, innermost first
+        arrays = 0  # arrays opened between the last object found and the next
+        alive: list[tuple[str, ...]] = []
+        need = 0
+        while k >= 0:
+            if text[k] == "[":  # an array around it: its key is that of the objects in it
+                arrays += 1
+                if arrays == 1 and found and (key := self._key(k)) is not None:
+                    alive = _under(alive, len(found) - 1, key)
+                    need = max((len(p) - 1 for p in alive), default=0)
+                    if len(found) - 1 >= need:
+                        break  # no path reaches further out through this array
+            else:
+                level = len(found)
+                if level == 0 and member is not None:
+                    alive = [p for p in chains if p[-1] == member]  # (the top is decoded below)
+                elif level == 0:
+                    got = _decode_at(text, k, decoded, steps)
+                    if got is None or not isinstance(got[0], dict) or steps[1] < 0:
+                        return _WHOLE
+                    alive = [p for p in chains if p[-1] in got[0]]
+                    if not alive:
+                        return None  # no path ends in a key of the object holding it
+                elif arrays == 0 and (key := self._key(found[-1])) is not None:
+                    alive = _under(alive, level - 1, key)  # (inside an array, its key was applied there)
+                found.append(k)
+                arrays = 0
+                need = max((len(p) - 1 for p in alive), default=0)
+                if level >= need:
+                    break  # (no path left alive: need is 0, and nothing is returned)
+            up = self._up.get(k)
+            if up is None:
+                # an open bracket outside strings has an even number of real quotes before it
+                up = self._enclosing(k, 0, steps)
+                if up is None:
+                    return _WHOLE
+                self._up[k] = up
+            k = up
+        # a path that would start above the outermost object cannot match (there is no object there)
+        reach = max((len(p) - 1 for p in alive if len(p) <= len(found)), default=None)
+        if reach is None:
+            return None
+        top = found[reach]
+        return top if _decode_at(text, top, decoded, steps) is not None and steps[1] >= 0 else _WHOLE
+
+    def _enclosing(self, i: int, quotes: int, steps: list[int]) -> int | None:
+        """The innermost bracket opened before ``i`` and still open there, outside strings (-1:
+        none); None when ``steps[0]`` runs out first. ``quotes``: real quotes before ``i`` (only
+        its parity counts), so the quotes walked over tell which brackets sit inside strings."""
+        text, escaped = self.text, self._escaped
+        assert isinstance(escaped, list)
+        nearest = {ch: text.rfind(ch, 0, i) for ch in "{}[]"}
+        depth = 0
+        while (k := max(nearest.values())) >= 0:
+            steps[0] -= 1
+            if steps[0] < 0:
+                return None
+            ch = text[k]
+            quotes -= text.count('"', k, i) - (
+                bisect.bisect_left(escaped, i) - bisect.bisect_left(escaped, k)
+            )
+            nearest[ch] = text.rfind(ch, 0, k)
+            i = k
+            if quotes % 2:
+                continue  # inside a string
+            if ch in "}]":
+                depth += 1
+            elif depth:
+                depth -= 1
+            else:
+                return k
+        return -1
+
+    def _member(self, at: int, inner: int, quotes: int) -> str | bool | None:
+        """The key whose value holds the mention ending at ``at``: a member of the object that opens
+        at ``inner``, or, when ``inner`` opens an array holding it, the array's own key. False when
+        the mention sits in a key (a path reads values, never keys); None when the text does not
+        say plainly (an escaped key, an array inside an array): then every key of the object counts.
+        ``quotes``: the real quotes before ``at``, odd inside a string."""
+        text = self.text
+        if quotes % 2:  # in a string: what stands before its opening quote
+            escaped = self._escaped
+            assert isinstance(escaped, list)
+            j = text.rfind('"', 0, at)
+            while j >= 0 and _listed(escaped, j):
+                j = text.rfind('"', 0, j)
+            if j < 0:
+                return None
+        else:  # a bare value (a number): what stands before it
+            j = at
+            while j >= 0 and text[j] in _BARE:
+                j -= 1
+            j += 1
+        start = j
+        j -= 1
+        while j >= 0 and text[j] in _JSON_WS:
+            j -= 1
+        before = text[j] if j >= 0 else ""
+        if text[inner] == "{":
+            if before == ":":
+                return self._key(start)
+            if before in ",{" and quotes % 2:
+                return False  # a string right after an object's "{" or ",": a key
+            return None
+        if before in ",[":
+            return self._key(inner)  # (None when the array is itself an element)
+        return None
+
+    def _parity(self, at: int) -> int:
+        """1 if ``at`` is inside a string, else 0, mostly told from the quotes nearest it.
+
+        Of the string a quote belongs to, a closing quote is followed (past whitespace) by one of
+        ``:,]}`` or the end, in any text ``json.loads`` accepts. So where the text just after the
+        real quote before ``at`` is anything else, that quote opens a string and ``at`` is in it;
+        where the text after the real quote past ``at`` is anything else, that one opens a string and
+        ``at`` is between strings. Otherwise (``":4242,"`` could be either) the real quotes before
+        ``at`` are counted. A text that is not valid JSON may be read wrong here: its whole decode
+        finds nothing, and what a walk then decodes can only add to that."""
+        text, escaped = self.text, self._escaped
+        assert isinstance(escaped, list)
+        before = text.rfind('"', 0, at)
+        while before >= 0 and _listed(escaped, before):
+            before = text.rfind('"', 0, before)
+        if before < 0:
+            return 0
+        after = text.find('"', at)
+        while after >= 0 and _listed(escaped, after):
+            after = text.find('"', after + 1)
+        if after < 0:
+            return 0  # a string opened before ``at`` would have to close after it
+        if _next_char(text, before + 1) not in _AFTER_STRING:
+            return 1
+        if _next_char(text, after + 1) not in _AFTER_STRING:
+            return 0
+        return self._quotes_before(at) % 2
+
+    def _quotes_before(self, at: int) -> int:
+        """The real (unescaped) quotes before ``at``, counted on from the nearest place counted."""
+        counted, escaped = self._counted, self._escaped
+        assert isinstance(escaped, list)
+        j = bisect.bisect_right(counted, (at, len(self.text) + 1)) - 1
+        last, quotes = counted[j]
+        quotes += self.text.count('"', last, at) - (
+            bisect.bisect_left(escaped, at) - bisect.bisect_left(escaped, last)
+        )
+        if last != at:
+            counted.insert(j + 1, (at, quotes))
+        return quotes
+
+    def _key(self, start: int) -> str | None:
+        """``_key_before``, once per place."""
+        if start not in self._keys:
+            self._keys[start] = _key_before(self.text, start)
+        return self._keys[start]
 
     def _escaped_quotes(self) -> list[int] | None:
         """Where the escaped quotes are in ``text``: of the places where a quote follows a backslash,
@@ -161,6 +347,21 @@ class JsonText:
                 if len(out) > MAX_ESCAPED_QUOTES:
                     return None
         return out if len(self.text) == len(core) else _char_offsets(core, out)
+
+
+_AFTER_STRING = frozenset(":,]}") | {""}  # what may follow a string, past whitespace ("": the end)
+
+
+def _listed(ascending: list[int], value: int) -> bool:
+    i = bisect.bisect_left(ascending, value)
+    return i < len(ascending) and ascending[i] == value
+
+
+def _next_char(text: str, i: int) -> str:
+    """The first character at or after ``i`` that is not JSON whitespace; "" at the end."""
+    while i < len(text) and text[i] in _JSON_WS:
+        i += 1
+    return text[i] if i < len(text) else ""
 
 
 def _char_offsets(raw: bytes, places: list[int]) -> list[int]:
@@ -233,70 +434,6 @@ def _decode_at(
         if start:
             steps[1] -= got[1] - start
     return got
-
-
-def _outermost_needed(
-    text: str,
-    at: int,
-    quotes: int,
-    chains: list[tuple[str, ...]],
-    escaped: list[int],
-    decoded: dict[int, tuple[Any, int]],
-    steps: list[int],
-) -> Any:
-    """Where the outermost object around ``at`` that a path can start from begins (decoded into
-    ``decoded``), None if no path can reach ``at``, or ``_WHOLE``. ``quotes``: real quotes before
-    ``at``; ``steps``: brackets left to walk, characters left to decode."""
-    nearest = {ch: text.rfind(ch, 0, at) for ch in "{}[]"}
-    found: list[int] = []  # the enclosing objects' starts, innermost first
-    arrays = 0  # arrays opened between the last object found and the next
-    alive: list[tuple[str, ...]] = []
-    need, depth, i = 0, 0, at
-    while (k := max(nearest.values())) >= 0:
-        steps[0] -= 1
-        if steps[0] < 0:
-            return _WHOLE
-        ch = text[k]
-        quotes -= text.count('"', k, i) - (bisect.bisect_left(escaped, i) - bisect.bisect_left(escaped, k))
-        nearest[ch] = text.rfind(ch, 0, k)
-        i = k
-        if quotes % 2:
-            continue  # inside a string
-        if ch in "}]":
-            depth += 1
-            continue
-        if depth:
-            depth -= 1
-            continue
-        if ch == "[":  # an array around it: its key is that of the objects in it
-            arrays += 1
-            if arrays == 1 and found and (key := _key_before(text, k)) is not None:
-                alive = _under(alive, len(found) - 1, key)
-                need = max((len(p) - 1 for p in alive), default=0)
-                if len(found) - 1 >= need:
-                    break  # no path reaches further out through this array
-            continue
-        level = len(found)
-        if level == 0:
-            got = _decode_at(text, k, decoded, steps)
-            if got is None or not isinstance(got[0], dict) or steps[1] < 0:
-                return _WHOLE
-            alive = [p for p in chains if p[-1] in got[0]]
-            if not alive:
-                return None  # no path ends in a key of the object holding it
-        elif arrays == 0 and (key := _key_before(text, found[-1])) is not None:
-            alive = _under(alive, level - 1, key)  # (inside an array, its key was applied there)
-        found.append(k)
-        arrays = 0
-        need = max((len(p) - 1 for p in alive), default=0)
-        if level >= need:
-            break  # (no path left alive: need is 0, and nothing is returned)
-    # a path that would start above the outermost object cannot match (there is no object there)
-    reach = max((len(p) - 1 for p in alive if len(p) <= len(found)), default=None)
-    if reach is None:
-        return None
-    top = found[reach]
-    return top if _decode_at(text, top, decoded, steps) is not None and steps[1] >= 0 else _WHOLE
 
 
 def _under(alive: list[tuple[str, ...]], level: int, key: str) -> list[tuple[str, ...]]:

@@ -26,8 +26,30 @@ from zerocontact.rules.response import json_around, json_objects, json_text
 bodies = benchmark_module("bodies")
 
 HANDLE, ID = "sam.example", "4242424242"
-PATHS = ["username", "user.username", "owner.id", "user.pk", "thread.users.pk", "node.media.user.username"]
-KEYS = ["user", "users", "thread", "username", "pk", "owner", "id", "node", "media", "items", "text", "x"]
+PATHS = [
+    "username",
+    "user.username",
+    "owner.id",
+    "user.pk",
+    "thread.users.pk",
+    "node.media.user.username",
+    "tags",
+]
+KEYS = [
+    "user",
+    "users",
+    "thread",
+    "username",
+    "pk",
+    "owner",
+    "id",
+    "node",
+    "media",
+    "items",
+    "text",
+    "x",
+    "tags",
+]
 TRICKY = ["{", "}", "[", "]", '"', "\\", ":", ",", '\\"', '{"user":{"username":"', "é", "☃", " "]
 
 
@@ -62,6 +84,9 @@ def target(rng: random.Random) -> Any:
             {"node": {"medias": {"user": {"username": handle}}}},
             {"owner": {"id": pk}},
             {"owners": [{"id": pk}]},
+            {"tags": [text(rng), handle, pk]},  # an array of them at a key a path ends in
+            {"tags": [[handle]]},  # an array inside an array: no path reads that far
+            {handle: {"username": text(rng)}, "pk": pk},  # in a key, which no path reads
         ]
     )
 
@@ -111,6 +136,30 @@ def test_the_objects_around_the_mentions_are_those_the_whole_decode_finds(seed: 
         around = doc.around(places.mentions, PATHS)
         if around is not None:  # it may decline (then the whole body is decoded): not on most bodies
             assert reached(around) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_walks_over_one_text_answer_as_the_whole_decode(seed: int) -> None:
+    """``around``, then ``may_reach``, then ``around`` again on one ``JsonText``, as the response
+    hook asks: each walk keeps what it found for the next, and every answer stays that of the
+    whole decode (a later walk may answer where a first one alone would have declined)."""
+    rng = random.Random(seed)
+    doc = document(rng)
+    if rng.random() < 0.5:  # a list of theirs somewhere
+        c = rng.choice(all_dicts([doc]))
+        c[rng.choice(["items", "users"])] = [rng.choice([{"user": {"pk": int(ID)}}, ID, {"pk": ID}, 5])]
+    body = written(doc, rng)
+    offsets = Prefilter([HANDLE, ID]).offsets(body)
+    assert offsets is not None
+    whole = json_objects(body, "application/json")
+    text = json_text(body, "application/json")
+    assert text is not None
+    for _ in range(2):
+        around = text.around(offsets, PATHS)
+        assert around is None or reached(around) == reached(whole)
+        if text.may_reach(offsets[::-1], LISTS) is False:
+            assert owned_entries(whole) == 0
 
 
 LISTS = ["items.user.pk", "items.user.username", "users", "users.pk", "thread.owner.id"]
@@ -267,3 +316,43 @@ def test_a_body_that_is_not_valid_json_is_answered_without_error() -> None:
     assert offsets is not None
     assert json_objects(body, "application/json") == []
     assert reached(json_around(body, "application/json", offsets, PATHS) or []) != []
+
+
+@pytest.mark.parametrize(
+    ("body", "inside"),
+    [
+        (b'[{"a":"b"},4242424242]', 0),  # after a closing quote and "}"
+        (b'{"t":":4242424242,"}', 1),  # what could be structure, in a string
+        (b'{"a":"x","pk":4242424242,"b":":"}', 0),
+        (b'{"k":"a\\"4242424242\\""}', 1),  # between escaped quotes
+        (b'{"k":"a\\\\","pk":4242424242}', 0),  # after an escaped backslash: the quote is real
+        (b'{"k":[1,4242424242]}', 0),
+        (b'{"k":" 4242424242 "}', 1),
+        (b'["x", 4242424242 , "y"]', 0),
+    ],
+)
+def test_whether_a_mention_is_in_a_string_is_told_right(body: bytes, inside: int) -> None:
+    """``JsonText`` tells from the quotes nearest a mention whether it sits in a string (counting
+    every quote before it only where those cannot tell): the answer is the count's."""
+    at = body.index(ID.encode()) + len(ID) - 1
+    doc = json_text(body, "application/json")
+    assert doc is not None
+    doc.around([at], PATHS)  # (which finds the escaped quotes)
+    assert doc._parity(at) == doc._quotes_before(at) % 2 == inside
+
+
+def test_whether_mentions_are_in_strings_is_told_as_counting_tells() -> None:
+    """The same over random bodies (ASCII-escaped ones, whose offsets are the text's)."""
+    told = 0
+    for body, offsets in seeded(1_500):
+        doc = json_text(body, "application/json")
+        assert doc is not None
+        if len(doc.text) != len(body.strip().removeprefix(b"for (;;);")):
+            continue
+        lead = len(body) - len(body.lstrip().removeprefix(b"for (;;);"))
+        doc.around(offsets, PATHS)
+        for at in sorted({off - lead for off in offsets}):
+            if isinstance(doc._escaped, list):
+                assert doc._parity(at) == doc._quotes_before(at) % 2, (body, at)
+                told += 1
+    assert told > 1_000
