@@ -77,11 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         )  # type: ignore[misc]
 
         def around(body: bytes = body) -> list[object]:
-            places = pf.places(body)
-            assert places is not None
-            doc = json_text(body, "application/json", places.quotes)
+            offsets = pf.offsets(body)
+            assert offsets is not None
+            doc = json_text(body, "application/json")
             assert doc is not None
-            near = doc.around(places.mentions, paths)
+            near = doc.around(offsets, paths)
             assert near is not None
             _checked(m, near)
             return near

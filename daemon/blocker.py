@@ -268,9 +268,8 @@ class Blocker:
         rules = rules_for(enf.matcher, platform, "/" + path, req.operations, req.host)
         owners = verdict.needs_response and bool(verdict.surface)
         # the current search: it holds ids learned since the hook looked
-        places = self._prefilter(enf.matcher, platform).places(body)
-        doc = None if places is None else json_text(body, ctype, places.quotes)
-        offsets = None if places is None else places.mentions
+        offsets = self._prefilter(enf.matcher, platform).offsets(body)
+        doc = None if offsets is None else json_text(body, ctype)
         objs = None
         if doc is not None and offsets is not None:
             objs = doc.around(offsets, enf.matcher.mention_paths(platform, owners))

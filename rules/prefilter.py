@@ -32,10 +32,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
-
-from .response import backslash_quotes
 
 try:
     import hyperscan
@@ -55,15 +52,6 @@ _LEADING_WS = re.compile(rb"[ \t\n\r\x0b\x0c]*")
 _PAIR = r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})"
 _UNESCAPE = re.compile(_PAIR + r"|\\u([0-9a-fA-F]{4})|\\(.)", re.DOTALL)
 _SIMPLE_DECODED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-@dataclass(frozen=True, slots=True)
-class Places:
-    """Where a body holds its mentions (the offset of each one's last byte) and every ``"`` that
-    stands right after a backslash (escaped, unless that backslash is itself escaped), ascending."""
-
-    mentions: list[int]
-    quotes: list[int]
 
 
 class Prefilter:
@@ -113,16 +101,10 @@ class Prefilter:
         return False
 
     def offsets(self, body: bytes) -> list[int] | None:
-        """Where the identifiers are written in ``body`` (``places``' mentions)."""
-        found = self.places(body)
-        return None if found is None else found.mentions
-
-    def places(self, body: bytes) -> Places | None:
         """Where the identifiers are written in ``body``: the offset of each occurrence's last byte,
         ascending, when the bytes show every mention as written (UTF-8, ASCII identifiers, no escape
         that could spell one of their characters, at most ``MAX_OFFSETS`` of them). None otherwise:
-        then only decoding the whole body can tell where they are. With them, where a backslash
-        stands before a quote (what walking the JSON needs to tell its strings apart)."""
+        then only decoding the whole body can tell where they are."""
         if not self._parts or not body or not self.exhaustive or self._text:
             return None
         start = _LEADING_WS.match(body)
@@ -130,7 +112,7 @@ class Prefilter:
         if json.detect_encoding(head) != "utf-8":
             return None
         if self._scanner is not None:
-            return self._scanner.places(body)
+            return self._scanner.offsets(body)
         low = body.lower() if self._lower else body
         if self._danger is not None and self._danger.search(low):
             return None
@@ -143,7 +125,7 @@ class Prefilter:
                     if len(found) > MAX_OFFSETS:
                         return None
                     i = low.find(n, i + 1)
-        return Places(sorted(found), backslash_quotes(body))
+        return sorted(found)
 
     def _text_mentions(self, body: bytes) -> bool:
         """The exact, slower path: the body as text, JSON escapes undone, lower-cased like the matcher."""
@@ -180,7 +162,6 @@ def _compiled(idents: frozenset[str]) -> _Part:
 
 
 _IDENTIFIER, _ESCAPE, _NEAR, _NOTHING = 0, 1, 2, -1  # a scan's answer (the first three are pattern ids)
-_QUOTE = 3  # a backslash before a quote: reported by ``places`` for the JSON walk
 # Every ``\\u00XX`` escape of a printable ASCII character, as one class: Hyperscan finds it with one
 # literal search for ``\\u00`` and a check of two bytes, where the exact set of an identifier's
 # escapes (a dozen literals, all starting ``\\u00``) makes it confirm every non-ASCII escape of a
@@ -216,23 +197,18 @@ class _Scanner:
                 self._exact = _compile(*self._exact_patterns)
         return None if self._exact is None else self._scan(self._exact, body)
 
-    def places(self, body: bytes) -> Places | None:
-        """Every identifier's place in ``body`` and every backslash-quote's, in one pass; None if an
-        escape could spell one of their characters, or the scan failed (``Prefilter.places``)."""
+    def offsets(self, body: bytes) -> list[int] | None:
+        """Every identifier's place in ``body``, in one pass; None if an escape could spell one of
+        their characters, or the scan failed (``Prefilter.offsets``)."""
         with self._lock:
             if self._locate is None:
-                patterns, ids = self._exact_patterns
-                self._locate = _compile([*patterns, rb'\\"'], [*ids, _QUOTE], single=False) or False
+                self._locate = _compile(*self._exact_patterns, single=False) or False
         if self._locate is False:
             return None
         found: set[int] = set()
-        quotes: list[int] = []
         escaped: list[bool] = []
 
         def on_match(ident: int, start: int, end: int, flags: int, context: Any) -> bool:
-            if ident == _QUOTE:
-                quotes.append(end - 1)
-                return False
             if ident != _IDENTIFIER:
                 escaped.append(True)
                 return True  # an escape: the bytes do not show every mention, stop
@@ -248,7 +224,7 @@ class _Scanner:
                 return None
         if escaped or len(found) > MAX_OFFSETS:
             return None
-        return Places(sorted(found), quotes)
+        return sorted(found)
 
     def _scan(self, db: Any, body: bytes) -> int | None:
         hit: list[int] = []

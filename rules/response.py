@@ -72,32 +72,30 @@ class JsonText:
     """One compact JSON document as text, to decode only around its mentions (``json_text``).
 
     A check finds a mention as the value at a path ``a.b.c`` of some object ``d``: the object holding
-    it (key ``c``) is the innermost one around the mention, and ``d`` is two objects further out,
-    reached through keys ``b`` and ``a`` written before each (or before the array holding it). So
-    each mention's enclosing objects are found by walking back over the brackets outside strings
-    (quote parity, escaped quotes counted), only as far out as some path can still match, and the
-    outermost of those is decoded: every object the whole decode would hand the check that holds
-    such a value is in one of them, in the same order. On a body that is not valid JSON the whole
-    decode finds nothing; this may find the objects that did close (stricter, never laxer)."""
+    it (key ``c``, written right before the value) is the innermost one around the mention, and
+    ``d`` is two objects further out, reached through keys ``b`` and ``a`` written before each (or
+    before the array holding it). So each mention's enclosing objects are found by walking back
+    over the brackets outside strings (quote parity, escaped quotes counted), only as far out as
+    some path can still match, and the outermost of those is decoded: every object the whole
+    decode would hand the check that holds such a value is in one of them, in the same order. On a
+    body that is not valid JSON the whole decode finds nothing; this may find the objects that did
+    close (stricter, never laxer). One text answers several walks (``around``, then
+    ``may_reach``): the brackets found are kept for the next."""
 
     __slots__ = (
         "_counted",
         "_decoded",
-        "_escaped",
         "_inner",
         "_keys",
         "_lead",
         "_members",
-        "_quotes",
         "_raw",
         "_up",
         "text",
     )
 
-    def __init__(self, text: str, raw: bytes, lead: int, quotes: Sequence[int] | None = None) -> None:
+    def __init__(self, text: str, raw: bytes, lead: int) -> None:
         self.text, self._raw, self._lead = text, raw, lead
-        self._quotes = quotes
-        self._escaped: list[int] | bool | None = False  # False: not yet known
         self._decoded: dict[int, tuple[Any, int]] = {}  # objects decoded so far, by where they start
         # what the walks found, kept for the next walk over this text (``around`` then ``may_reach``,
         # and mentions side by side in one object, go out through the same brackets): the innermost
@@ -141,10 +139,6 @@ class JsonText:
         chains = [tuple(p.split(".")) for p in paths if p]
         if not places or not chains:
             return set()
-        if self._escaped is False:
-            self._escaped = self._escaped_quotes()
-        if not isinstance(self._escaped, list):
-            return None
         # brackets walked for all mentions (~1 us each, decoding ~4 ns a character), and characters
         # decoded below the root (mentions nested in each other decode the same text again): past
         # either, decoding the whole body is cheaper (at worst this has cost about one such decode)
@@ -165,9 +159,9 @@ class JsonText:
         text, decoded = self.text, self._decoded
         k = self._inner.get(at)
         if k is None:
-            quotes = self._parity(at)
-            k = self._enclosing(at, quotes, steps)
-            if k is None:
+            quotes = self._parity(at, steps)
+            k = None if quotes is None else self._enclosing(at, quotes, steps)
+            if k is None or quotes is None:
                 return _WHOLE
             self._inner[at] = k
             self._members[at] = self._member(at, k, quotes)
@@ -223,18 +217,15 @@ class JsonText:
         """The innermost bracket opened before ``i`` and still open there, outside strings (-1:
         none); None when ``steps[0]`` runs out first. ``quotes``: real quotes before ``i`` (only
         its parity counts), so the quotes walked over tell which brackets sit inside strings."""
-        text, escaped = self.text, self._escaped
-        assert isinstance(escaped, list)
+        text = self.text
         nearest = {ch: text.rfind(ch, 0, i) for ch in "{}[]"}
         depth = 0
         while (k := max(nearest.values())) >= 0:
             steps[0] -= 1
+            ch = text[k]
+            quotes -= self._real_quotes(k, i, steps)
             if steps[0] < 0:
                 return None
-            ch = text[k]
-            quotes -= text.count('"', k, i) - (
-                bisect.bisect_left(escaped, i) - bisect.bisect_left(escaped, k)
-            )
             nearest[ch] = text.rfind(ch, 0, k)
             i = k
             if quotes % 2:
@@ -255,10 +246,8 @@ class JsonText:
         ``quotes``: the real quotes before ``at``, odd inside a string."""
         text = self.text
         if quotes % 2:  # in a string: what stands before its opening quote
-            escaped = self._escaped
-            assert isinstance(escaped, list)
             j = text.rfind('"', 0, at)
-            while j >= 0 and _listed(escaped, j):
+            while j >= 0 and _escaped(text, j):
                 j = text.rfind('"', 0, j)
             if j < 0:
                 return None
@@ -282,7 +271,7 @@ class JsonText:
             return self._key(inner)  # (None when the array is itself an element)
         return None
 
-    def _parity(self, at: int) -> int:
+    def _parity(self, at: int, steps: list[int]) -> int | None:
         """1 if ``at`` is inside a string, else 0, mostly told from the quotes nearest it.
 
         Of the string a quote belongs to, a closing quote is followed (past whitespace) by one of
@@ -290,17 +279,17 @@ class JsonText:
         real quote before ``at`` is anything else, that quote opens a string and ``at`` is in it;
         where the text after the real quote past ``at`` is anything else, that one opens a string and
         ``at`` is between strings. Otherwise (``":4242,"`` could be either) the real quotes before
-        ``at`` are counted. A text that is not valid JSON may be read wrong here: its whole decode
-        finds nothing, and what a walk then decodes can only add to that."""
-        text, escaped = self.text, self._escaped
-        assert isinstance(escaped, list)
+        ``at`` are counted (None if ``steps`` runs out). A text that is not valid JSON may be read
+        wrong here: its whole decode finds nothing, and what a walk then decodes can only add to
+        that."""
+        text = self.text
         before = text.rfind('"', 0, at)
-        while before >= 0 and _listed(escaped, before):
+        while before >= 0 and _escaped(text, before):
             before = text.rfind('"', 0, before)
         if before < 0:
             return 0
         after = text.find('"', at)
-        while after >= 0 and _listed(escaped, after):
+        while after >= 0 and _escaped(text, after):
             after = text.find('"', after + 1)
         if after < 0:
             return 0  # a string opened before ``at`` would have to close after it
@@ -308,20 +297,35 @@ class JsonText:
             return 1
         if _next_char(text, after + 1) not in _AFTER_STRING:
             return 0
-        return self._quotes_before(at) % 2
+        quotes = self._quotes_before(at, steps)
+        return None if quotes is None else quotes % 2
 
-    def _quotes_before(self, at: int) -> int:
-        """The real (unescaped) quotes before ``at``, counted on from the nearest place counted."""
-        counted, escaped = self._counted, self._escaped
-        assert isinstance(escaped, list)
+    def _quotes_before(self, at: int, steps: list[int]) -> int | None:
+        """The real (unescaped) quotes before ``at``, counted on from the nearest place counted;
+        None if ``steps`` runs out on escaped ones."""
+        counted = self._counted
         j = bisect.bisect_right(counted, (at, len(self.text) + 1)) - 1
         last, quotes = counted[j]
-        quotes += self.text.count('"', last, at) - (
-            bisect.bisect_left(escaped, at) - bisect.bisect_left(escaped, last)
-        )
+        quotes += self._real_quotes(last, at, steps)
+        if steps[0] < 0:
+            return None
         if last != at:
             counted.insert(j + 1, (at, quotes))
         return quotes
+
+    def _real_quotes(self, start: int, end: int, steps: list[int]) -> int:
+        """The quotes in ``text[start:end]`` that are not escaped. Each one after a backslash
+        costs a step of ``steps[0]``, like a bracket: a string full of escaped quotes is walked
+        only so far before the whole body is decoded instead."""
+        text = self.text
+        n = text.count('"', start, end)
+        if n:
+            i = text.find('\\"', max(start - 1, 0), end)
+            while i >= 0:
+                steps[0] -= 1
+                n -= _escaped(text, i + 1)
+                i = text.find('\\"', i + 2, end)
+        return n
 
     def _key(self, start: int) -> str | None:
         """``_key_before``, once per place."""
@@ -329,32 +333,17 @@ class JsonText:
             self._keys[start] = _key_before(self.text, start)
         return self._keys[start]
 
-    def _escaped_quotes(self) -> list[int] | None:
-        """Where the escaped quotes are in ``text``: of the places where a quote follows a backslash,
-        those after an odd run of backslashes (a string ending in ``\\\\`` closes with a real quote)."""
-        core = self._raw
-        quotes, lead = (backslash_quotes(core), 0) if self._quotes is None else (self._quotes, self._lead)
-        out: list[int] = []
-        for q in quotes:
-            at = q - lead
-            if not 0 < at < len(core):
-                continue
-            j = at - 1
-            while j >= 0 and core[j] == 0x5C:  # backslash
-                j -= 1
-            if (at - 1 - j) % 2:
-                out.append(at)
-                if len(out) > MAX_ESCAPED_QUOTES:
-                    return None
-        return out if len(self.text) == len(core) else _char_offsets(core, out)
-
 
 _AFTER_STRING = frozenset(":,]}") | {""}  # what may follow a string, past whitespace ("": the end)
 
 
-def _listed(ascending: list[int], value: int) -> bool:
-    i = bisect.bisect_left(ascending, value)
-    return i < len(ascending) and ascending[i] == value
+def _escaped(text: str, q: int) -> bool:
+    """Whether the quote at ``q`` is escaped: after an odd run of backslashes (a string ending in
+    ``\\\\`` closes with a real quote)."""
+    j = q - 1
+    while j >= 0 and text[j] == "\\":
+        j -= 1
+    return (q - 1 - j) % 2 == 1
 
 
 def _next_char(text: str, i: int) -> str:
@@ -375,11 +364,10 @@ def _char_offsets(raw: bytes, places: list[int]) -> list[int]:
     return out
 
 
-def json_text(body: bytes, content_type: str, quotes: Sequence[int] | None = None) -> JsonText | None:
+def json_text(body: bytes, content_type: str) -> JsonText | None:
     """``body`` as one compact JSON document's text, or None when it is not one (an HTML page,
     several lines that may be several documents, not UTF-8, too large): then only ``json_objects``,
-    decoding it whole, can say what it holds. ``quotes``: where a ``"`` follows a backslash in
-    ``body`` (``Prefilter.places`` finds them in its pass), else they are looked for here."""
+    decoding it whole, can say what it holds."""
     if not body or len(body) > MAX_BODY or "html" in content_type.lower():
         return None
     lead = len(body) - len(stripped := body.lstrip())
@@ -394,7 +382,7 @@ def json_text(body: bytes, content_type: str, quotes: Sequence[int] | None = Non
         text = core.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
     except UnicodeDecodeError:
         return None
-    return JsonText(text, core, lead, quotes)
+    return JsonText(text, core, lead)
 
 
 def json_around(
@@ -406,18 +394,6 @@ def json_around(
 
 
 _WHOLE: Any = object()  # "decode the whole body instead"
-MAX_ESCAPED_QUOTES = 4096
-
-
-def backslash_quotes(data: bytes) -> list[int]:
-    """Ascending places in ``data`` of each ``"`` that follows a backslash (escaped or not: the
-    parity of the backslash run before it decides, in ``JsonText``)."""
-    out: list[int] = []
-    i = data.find(b'\\"')
-    while i >= 0:
-        out.append(i + 1)
-        i = data.find(b'\\"', i + 2)
-    return out
 
 
 def _decode_at(
