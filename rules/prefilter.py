@@ -184,7 +184,10 @@ class _Scanner:
         self._exact_patterns = exact
         self._exact: Any = None
         self._locate: Any = None  # every identifier's place: for decoding only around them
-        self._lock = threading.Lock()  # one scratch space per database: scans take turns
+        self._lock = threading.Lock()  # compiling a database once
+        # a scan needs scratch space of its own: one per thread and database, so the loop's scans
+        # never wait for a long one in the inspection thread (Hyperscan lets go of the GIL)
+        self._local = threading.local()
 
     def scan(self, body: bytes) -> int | None:
         """What the body holds (``_IDENTIFIER``, ``_ESCAPE``), ``_NOTHING``, or None if a scan
@@ -215,13 +218,12 @@ class _Scanner:
             found.add(end - 1)
             return len(found) > MAX_OFFSETS
 
-        with self._lock:
-            try:
-                self._locate.scan(body, match_event_handler=on_match)
-            except hyperscan.ScanTerminated:
-                pass
-            except hyperscan.HyperscanError:
-                return None
+        try:
+            self._locate.scan(body, match_event_handler=on_match, scratch=self._scratch(self._locate))
+        except hyperscan.ScanTerminated:
+            pass
+        except hyperscan.HyperscanError:
+            return None
         if escaped or len(found) > MAX_OFFSETS:
             return None
         return sorted(found)
@@ -233,14 +235,21 @@ class _Scanner:
             hit.append(ident)
             return True  # stop: one match decides
 
-        with self._lock:
-            try:
-                db.scan(body, match_event_handler=on_match)
-            except hyperscan.ScanTerminated:
-                pass
-            except hyperscan.HyperscanError:
-                return None
+        try:
+            db.scan(body, match_event_handler=on_match, scratch=self._scratch(db))
+        except hyperscan.ScanTerminated:
+            pass
+        except hyperscan.HyperscanError:
+            return None
         return hit[0] if hit else _NOTHING
+
+    def _scratch(self, db: Any) -> Any:
+        """This thread's scratch space for ``db`` (one of this scanner's, which live as long as it)."""
+        spaces: dict[int, Any] = self._local.__dict__.setdefault("spaces", {})
+        space = spaces.get(id(db))
+        if space is None:
+            space = spaces[id(db)] = hyperscan.Scratch(db)
+        return space
 
 
 def _compile(patterns: list[bytes], ids: list[int], single: bool = True) -> Any:

@@ -466,6 +466,48 @@ def test_learning_from_a_large_response_that_mentions_the_target_runs_off_the_lo
     assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
 
 
+def test_a_large_body_that_names_no_one_is_searched_off_the_loop_and_passed_on_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past INLINE_BYTES even the byte search runs in the inspection thread (the compiled search lets
+    go of the GIL there, so the loop serves other flows meanwhile): the body comes back untouched."""
+    import asyncio
+    import threading
+
+    bodies = benchmark_module("bodies")
+    from zerocontact.daemon import blocker as addon
+    from zerocontact.rules.prefilter import Prefilter
+
+    b = blocker(RULES)
+    body = bodies.feed(2_000_000)  # no one of the rules in it
+    searched_in: list[str] = []
+    real = Prefilter.mentions
+
+    def spy(self: Prefilter, data: bytes) -> bool:
+        searched_in.append(threading.current_thread().name)
+        return real(self, data)
+
+    monkeypatch.setattr(Prefilter, "mentions", spy)
+
+    async def run() -> None:
+        with taddons.context(b):
+            f = flow("GET", TIMELINE)
+            pending = _answered(b, f, body)
+            assert asyncio.iscoroutine(pending)
+            await pending
+            assert f.response is not None and f.response.status_code == 200
+            assert f.response.content == body
+            small = flow("GET", TIMELINE)
+            assert _answered(b, small, bodies.feed(20_000)) is None  # small: searched in the hook
+        b.done()
+
+    asyncio.run(run())
+    assert len(searched_in) == 2
+    assert searched_in[0].startswith("zerocontact-inspect")
+    assert searched_in[1] == threading.main_thread().name
+    assert len(body) > addon.INLINE_BYTES
+
+
 def test_response_naming_the_owner_only_in_escapes_is_still_checked() -> None:
     b = blocker(RULES)
     post = flow("GET", "https://www.instagram.com/p/Chm_-tPJqpd/?__a=1", {"Accept": "application/json"})

@@ -321,3 +321,34 @@ def test_offsets_are_none_where_an_escape_could_hide_a_mention() -> None:
 def test_offsets_are_the_same_beside_escaped_quotes() -> None:
     body = json.dumps({"a": 'say "hi"', "b": "dir\\", "user": {"username": "sam.example"}}).encode()
     assert Prefilter(["sam.example"]).offsets(body) == [body.index(b"sam.example") + 10]
+
+
+def test_scans_from_two_threads_at_once_give_each_its_own_answer() -> None:
+    """The daemon's loop and its inspection thread search at the same time (each with scratch space
+    of its own): neither waits for the other, and every answer is the one a lone scan gives."""
+    import threading
+
+    pf = Prefilter(["sam.example"], ["4242424242"])
+    with_her, without = bodies.feed(400_000, commenter_at=3), bodies.feed(400_000)
+    expect = {id(with_her): (True, pf.offsets(with_her)), id(without): (False, pf.offsets(without))}
+    assert expect[id(with_her)][1] and expect[id(without)][1] == []
+    wrong: list[object] = []
+    start = threading.Barrier(2)
+
+    def work(first: bytes, second: bytes) -> None:
+        start.wait()
+        try:
+            for _ in range(40):
+                for body in (first, second):
+                    got = (pf.mentions(body), pf.offsets(body))
+                    if got != expect[id(body)]:
+                        wrong.append(got)
+        except Exception as e:  # a scratch space in use would raise here
+            wrong.append(e)
+
+    threads = [threading.Thread(target=work, args=p) for p in ((with_her, without), (without, with_her))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not wrong
