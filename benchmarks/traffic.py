@@ -61,7 +61,7 @@ CASES = (
     Case("json2k", "/api/v1/media/3312345678901234567/comments/?b=2k", 400, 150),
     Case("json20k", "/api/v1/feed/timeline/?b=20k", 400, 150),
     Case("json200k", "/api/v1/feed/timeline/?b=200k", 160, 60),
-    Case("json2m", "/api/v1/feed/timeline/?b=2m", 32, 16),
+    Case("json2m", "/api/v1/feed/timeline/?b=2m", 64, 24),
     Case("html500k", "/explore/?b=html", 80, 40),
     Case("mention_feed200k", "/api/v1/feed/reels_tray/?b=m200k", 160, 60),
     Case("mention_post20k", "/p/Other1234/?__a=1", 400, 150),
@@ -455,7 +455,7 @@ class Sizes:
     rss_requests: int
 
 
-FULL = Sizes(4, 4, 1.0, 600, 200, 150, 4, 500, 100_000)
+FULL = Sizes(6, 4, 1.0, 600, 200, 150, 4, 500, 100_000)
 QUICK = Sizes(1, 2, 0.05, 20, 10, 10, 1, 10, 200)
 
 
