@@ -165,7 +165,8 @@ _IDENTIFIER, _ESCAPE, _NEAR, _NOTHING = 0, 1, 2, -1  # a scan's answer (the firs
 # Every ``\\u00XX`` escape of a printable ASCII character, as one class: Hyperscan finds it with one
 # literal search for ``\\u00`` and a check of two bytes, where the exact set of an identifier's
 # escapes (a dozen literals, all starting ``\\u00``) makes it confirm every non-ASCII escape of a
-# Meta body (``\\u00e9``: ~3,700 in 2 MB): 0.86 ms against 0.39 ms per 2 MB.
+# Meta body (``\\u00e9``: ~3,700 in 2 MB): 0.86 ms against 0.39 ms per 2 MB (1.2 against 0.87 ms on
+# a slower VM, 2026-12-03, where the identifiers alone took 0.3 ms).
 _NEAR_ESCAPE = rb"\\u00[2-7][0-9a-f]"
 
 
