@@ -425,25 +425,32 @@ def _answered(b: Blocker, f: http.HTTPFlow, body: bytes) -> object:
     return b.response(f)
 
 
+def _threads_calling(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[str]:
+    """Wrap ``owner.name`` so that each call notes the thread it runs in; returns those names."""
+    import threading
+
+    seen: list[str] = []
+    real = getattr(owner, name)
+
+    def spy(*args: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
 def test_learning_from_a_large_response_that_mentions_the_target_runs_off_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import asyncio
-    import threading
 
     bodies = benchmark_module("bodies")
     from zerocontact.daemon import blocker as addon
 
     b = blocker(RULES)
     body = bodies.feed(2_000_000, commenter_at=250)  # ~2 MB, Sam's comment deep inside
-    decoded_in: list[str] = []
-    real = addon.json_objects
-
-    def spy(data: bytes, ctype: str) -> list[Any]:
-        decoded_in.append(threading.current_thread().name)
-        return real(data, ctype)
-
-    monkeypatch.setattr(addon, "json_objects", spy)
+    decoded_in = _threads_calling(monkeypatch, addon, "json_objects")
 
     async def run() -> None:
         with taddons.context(b):
@@ -480,14 +487,7 @@ def test_a_large_body_that_names_no_one_is_searched_off_the_loop_and_passed_on_a
 
     b = blocker(RULES)
     body = bodies.feed(2_000_000)  # no one of the rules in it
-    searched_in: list[str] = []
-    real = Prefilter.mentions
-
-    def spy(self: Prefilter, data: bytes) -> bool:
-        searched_in.append(threading.current_thread().name)
-        return real(self, data)
-
-    monkeypatch.setattr(Prefilter, "mentions", spy)
+    searched_in = _threads_calling(monkeypatch, Prefilter, "mentions")
 
     async def run() -> None:
         with taddons.context(b):

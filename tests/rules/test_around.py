@@ -137,20 +137,25 @@ def test_the_objects_around_the_mentions_are_those_the_whole_decode_finds(seed: 
         assert reached(around) == whole
 
 
+def with_a_list_of_theirs(rng: random.Random) -> tuple[bytes, list[int]]:
+    """A random body, half the time with a list whose entry a list rule takes out; its mentions."""
+    doc = document(rng)
+    if rng.random() < 0.5:
+        c = rng.choice(all_dicts([doc]))
+        c[rng.choice(["items", "users"])] = [rng.choice([{"user": {"pk": int(ID)}}, ID, {"pk": ID}, 5])]
+    body = written(doc, rng)
+    offsets = Prefilter([HANDLE, ID]).offsets(body)
+    assert offsets is not None
+    return body, offsets
+
+
 @settings(max_examples=300, deadline=None)
 @given(seed=st.integers(0, 2**32))
 def test_walks_over_one_text_answer_as_the_whole_decode(seed: int) -> None:
     """``around``, then ``may_reach``, then ``around`` again on one ``JsonText``, as the response
     hook asks: each walk keeps what it found for the next, and every answer stays that of the
     whole decode (a later walk may answer where a first one alone would have declined)."""
-    rng = random.Random(seed)
-    doc = document(rng)
-    if rng.random() < 0.5:  # a list of theirs somewhere
-        c = rng.choice(all_dicts([doc]))
-        c[rng.choice(["items", "users"])] = [rng.choice([{"user": {"pk": int(ID)}}, ID, {"pk": ID}, 5])]
-    body = written(doc, rng)
-    offsets = Prefilter([HANDLE, ID]).offsets(body)
-    assert offsets is not None
+    body, offsets = with_a_list_of_theirs(random.Random(seed))
     whole = json_objects(body, "application/json")
     text = json_text(body, "application/json")
     assert text is not None
@@ -191,14 +196,7 @@ def owned_entries(objs: list[Any]) -> int:
 def test_a_body_said_to_hold_no_entry_of_theirs_holds_none(seed: int) -> None:
     """``JsonText.may_reach`` False lets the daemon skip stripping: it must never say so of a body with
     an entry a list rule would take out. (And it must say so of most bodies that have none.)"""
-    rng = random.Random(seed)
-    doc = document(rng)
-    if rng.random() < 0.5:  # a list of theirs somewhere
-        c = rng.choice(all_dicts([doc]))
-        c[rng.choice(["items", "users"])] = [rng.choice([{"user": {"pk": int(ID)}}, ID, {"pk": ID}, 5])]
-    body = written(doc, rng)
-    offsets = Prefilter([HANDLE, ID]).offsets(body)
-    assert offsets is not None
+    body, offsets = with_a_list_of_theirs(random.Random(seed))
     if may_reach(body, offsets) is False:
         assert owned_entries(json_objects(body, "application/json")) == 0
 
