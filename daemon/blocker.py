@@ -242,7 +242,9 @@ class Blocker:
                 req = self._request(flow)
                 self._apply(flow, verdict, enf, self._inspect(enf, verdict, body, ctype, req))
                 return None
-            return self._inspect_off_loop(flow, verdict, enf, body, ctype, self._request(flow), search)
+            # read on the loop: mitmproxy's content decoding keeps a module-wide cache, unsafe to share
+            req = self._request(flow)  # (operation names are decoded in the inspection thread)
+            return self._inspect_off_loop(flow, verdict, enf, body, ctype, req, search)
         except Exception:
             self._failed(flow, verdict)
             return None

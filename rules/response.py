@@ -88,7 +88,6 @@ class JsonText:
         "_inner",
         "_keys",
         "_lead",
-        "_members",
         "_raw",
         "_up",
         "text",
@@ -98,12 +97,12 @@ class JsonText:
         self.text, self._raw, self._lead = text, raw, lead
         self._decoded: dict[int, tuple[Any, int]] = {}  # objects decoded so far, by where they start
         # what the walks found, kept for the next walk over this text (``around`` then ``may_reach``,
-        # and mentions side by side in one object, go out through the same brackets): the innermost
-        # open bracket around a mention, and around an open bracket (-1: none)
-        self._inner: dict[int, int] = {}
+        # and mentions side by side in one object, go out through the same brackets): per mention
+        # the innermost open bracket around it and its key (``_member``), and per open bracket the
+        # innermost one around that (-1: none)
+        self._inner: dict[int, tuple[int, str | bool | None]] = {}
         self._up: dict[int, int] = {}
         self._keys: dict[int, str | None] = {}
-        self._members: dict[int, str | bool | None] = {}  # per mention: ``_member``
         self._counted = [(0, 0)]  # (place, real quotes before it), ascending: counting goes on from one
 
     def around(self, offsets: Sequence[int], paths: Iterable[str]) -> list[Any] | None:
@@ -157,15 +156,14 @@ class JsonText:
         ``_decoded``), None if no path can reach ``at``, or ``_WHOLE``. ``steps``: brackets left to
         walk, characters left to decode."""
         text, decoded = self.text, self._decoded
-        k = self._inner.get(at)
-        if k is None:
+        known = self._inner.get(at)
+        if known is None:
             quotes = self._parity(at, steps)
             k = None if quotes is None else self._enclosing(at, quotes, steps)
             if k is None or quotes is None:
                 return _WHOLE
-            self._inner[at] = k
-            self._members[at] = self._member(at, k, quotes)
-        member = self._members[at]
+            known = self._inner[at] = (k, self._member(at, k, quotes))
+        k, member = known
         if member is False or (member is not None and not any(p[-1] == member for p in chains)):
             return None  # it sits in a key, or at a key no path ends in: no value a path reads
         found: list[int] = []  # the enclosing objects' starts, innermost first
