@@ -244,9 +244,7 @@ class JsonText:
         ``quotes``: the real quotes before ``at``, odd inside a string."""
         text = self.text
         if quotes % 2:  # in a string: what stands before its opening quote
-            j = text.rfind('"', 0, at)
-            while j >= 0 and _escaped(text, j):
-                j = text.rfind('"', 0, j)
+            j = _real_quote_before(text, at)
             if j < 0:
                 return None
         else:  # a bare value (a number): what stands before it
@@ -281,9 +279,7 @@ class JsonText:
         wrong here: its whole decode finds nothing, and what a walk then decodes can only add to
         that."""
         text = self.text
-        before = text.rfind('"', 0, at)
-        while before >= 0 and _escaped(text, before):
-            before = text.rfind('"', 0, before)
+        before = _real_quote_before(text, at)
         if before < 0:
             return 0
         after = text.find('"', at)
@@ -342,6 +338,14 @@ def _escaped(text: str, q: int) -> bool:
     while j >= 0 and text[j] == "\\":
         j -= 1
     return (q - 1 - j) % 2 == 1
+
+
+def _real_quote_before(text: str, at: int) -> int:
+    """Where the last quote before ``at`` that is not escaped stands; -1 if there is none."""
+    q = text.rfind('"', 0, at)
+    while q >= 0 and _escaped(text, q):
+        q = text.rfind('"', 0, q)
+    return q
 
 
 def _next_char(text: str, i: int) -> str:
