@@ -6,7 +6,10 @@ For 100, 1,000 and 10,000 people (each with two Instagram accounts, an X handle,
 (a new process each time, best of 3; ``cli_startup_s`` is ``zerocontact --version``, the part that
 is Python starting) and the daemon from ``Popen`` to ready, i.e. to its runtime record, written once
 the proxy listens with the rules decided (a warm start: its CA made and these rules in force; best
-of 3).
+of 3). Beside each daemon start, plain mitmdump starts with the options zerocontact's proxy sets
+(to listening, its CA made; ``mitmdump_start_s``, best of all): the part of a start that is
+mitmproxy's own and that no number of people changes. ``daemon_start_over_mitmdump_s_N`` is what
+zerocontact adds to it.
 Prints one JSON object; ``*_per_person_ratio`` is the per-person cost at the largest size over that
 at the next one (1 = linear), ``*_max`` the figures at the largest size. Goal: 10,000 people under
 1 s each, growing linearly.
@@ -31,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.__main__ import ZC, r3, start_daemon
+from benchmarks.__main__ import ZC, r3, start_daemon, start_mitmdump
 from zerocontact.rules import Matcher, evaluate, load
 
 SIZES = (100, 1_000, 10_000)
@@ -82,7 +85,9 @@ def run(sizes: tuple[int, ...]) -> dict[str, Any]:
     compile_installed()
     out: dict[str, Any] = {"cli_startup_s": r3(wall([ZC, "--version"]))}
     work = Path(tempfile.mkdtemp(prefix="zc-rules-"))
+    mitm: list[float] = []
     try:
+        start_mitmdump(work, 9).stop()  # cold: makes its CA
         for n in sizes:
             text = rules_text(n)
             path = work / f"rules-{n}.toml"
@@ -98,6 +103,9 @@ def run(sizes: tuple[int, ...]) -> dict[str, Any]:
             d.stop()
             warm = []
             for _ in range(3):  # best of 3, as for rules check: one start on 2 shared cores is noise
+                m = start_mitmdump(work, 9)  # alternated with the daemon's: both see the same machine
+                m.stop()
+                mitm.append(m.startup_s)
                 d = start_daemon(work, 9, path)  # (the origin port is never used)
                 d.stop()
                 warm.append(d.startup_s)
@@ -111,8 +119,12 @@ def run(sizes: tuple[int, ...]) -> dict[str, Any]:
         out[f"{k.removesuffix('_s')}_per_person_ratio"] = r3(
             (out[f"{k}_{hi}"] / hi) / max(out[f"{k}_{lo}"] / lo, 1e-9)
         )
+    out["mitmdump_start_s"] = r3(min(mitm))
+    for n in sizes:
+        out[f"daemon_start_over_mitmdump_s_{n}"] = r3(out[f"daemon_start_s_{n}"] - out["mitmdump_start_s"])
     out["rules_check_s_max"] = out[f"rules_check_s_{hi}"]
     out["daemon_start_s_max"] = out[f"daemon_start_s_{hi}"]
+    out["daemon_start_over_mitmdump_s_max"] = out[f"daemon_start_over_mitmdump_s_{hi}"]
     out["rules_people"] = list(sizes)
     return out
 

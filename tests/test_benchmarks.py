@@ -44,6 +44,8 @@ KEYS = {
     "rss_mixed_ratio",
     "rules_check_s_max",
     "daemon_start_s_max",
+    "mitmdump_start_s",
+    "daemon_start_over_mitmdump_s_max",
     "rules_load_per_person_ratio",
     "prefilter_ms_json2m",
     "decode_walk_ms_json2m",
