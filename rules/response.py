@@ -121,6 +121,13 @@ class JsonText:
                 reach = end
         return out
 
+    def whole(self) -> list[Any] | None:
+        """What ``json_objects`` would find in the body (the document, as the one item of a list)
+        if a walk has already decoded all of it, so that it is not decoded a second time; else None.
+        The root starts the text, which holds nothing after it once decoded to its end."""
+        got = self._decoded.get(0)
+        return [got[0]] if got is not None and got[1] == len(self.text) else None
+
     def may_reach(self, offsets: Sequence[int], paths: Iterable[str]) -> bool | None:
         """Whether some object could hold a mention at one of ``offsets`` at a path of ``paths``;
         None if it cannot tell. False is certain: then no entry of a list a path names is owned by
