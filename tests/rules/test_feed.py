@@ -589,6 +589,7 @@ def test_their_entries_go_and_everything_else_stays_byte_for_byte(case: Case) ->
         got = json.loads(out.body)  # valid JSON
         assert json.dumps(got) == json.dumps(expected)  # order, cursors, counts, every kept entry
         assert b"\n" not in out.body  # compact: never larger for being rewritten
+        assert out.body.isascii() == body.isascii()  # escaped as it came: \\u escapes, or UTF-8
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
