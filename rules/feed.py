@@ -119,7 +119,7 @@ def strip(
         if i not in changed:
             out.append(raw)
             continue
-        text = _dumps(doc, raw.isascii())
+        text = _dumps(doc, ascii_=raw.isascii())
         if text is None:
             return Stripped(missed="a value JSON cannot write back", people=tuple(sorted(people)))
         out.append(text)
@@ -159,7 +159,7 @@ def _loads(data: bytes) -> Any:
         return None
 
 
-def _dumps(doc: Any, ascii_: bool = False) -> bytes | None:
+def _dumps(doc: Any, *, ascii_: bool) -> bytes | None:
     """The document as compact JSON, or None when it holds what JSON cannot write back (NaN, inf).
 
     ``ascii_``: it came in as ASCII (Meta writes every non-ASCII character as a ``\\u`` escape), so it
