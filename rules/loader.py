@@ -717,14 +717,23 @@ def _site(ctx: _Ctx, where: str, raw: dict[str, Any]) -> tuple[Site, Platform] |
         return None
 
 
-def load(data: bytes | str, file: str = "rules.toml", default_timezone: str = "UTC") -> Ruleset:
-    """Validate a rules file's text and build its ``Ruleset``; raise ``RulesError`` listing every problem."""
+def load(
+    data: bytes | str,
+    file: str = "rules.toml",
+    default_timezone: str = "UTC",
+    *,
+    document: dict[str, Any] | None = None,
+) -> Ruleset:
+    """Validate a rules file's text and build its ``Ruleset``; raise ``RulesError`` listing every problem.
+
+    ``document`` is ``data`` already parsed as TOML (the daemon parses a big file in a child process
+    while it starts); then only the validation runs here, with ``data`` to locate problems."""
     # The cyclic GC would walk the whole heap several times while 10,000 people's objects are made
     # (none of them garbage): paused, loading stays linear in the size of the file.
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _load(data, file, default_timezone)
+        return _load(data, file, default_timezone, document)
     except RulesError:
         raise
     except Exception as e:  # a bug must still surface as a clean, located message, never a traceback
@@ -734,7 +743,7 @@ def load(data: bytes | str, file: str = "rules.toml", default_timezone: str = "U
             gc.enable()
 
 
-def _load(data: bytes | str, file: str, default_timezone: str) -> Ruleset:
+def _load(data: bytes | str, file: str, default_timezone: str, document: dict[str, Any] | None) -> Ruleset:
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -756,6 +765,8 @@ def _load(data: bytes | str, file: str, default_timezone: str) -> Ruleset:
             ) from e
     else:
         text = data
+    if document is not None:
+        return from_document(document, file, text, default_timezone)
     try:
         doc = tomli.loads(text)
     except tomli.TOMLDecodeError as e:

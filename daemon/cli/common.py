@@ -7,7 +7,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from zerocontact.rules.errors import UserFacingError
 
 from .. import paths as pathmod
 from ..rulesfile import RulesFileError, read_rules_file
+
+if TYPE_CHECKING:
+    from ..parseahead import ParseAhead
 
 
 class UserError(click.ClickException):
@@ -76,10 +79,15 @@ def read_rules(path: Path) -> Ruleset:
     return read_rules_and_bytes(path)[0]
 
 
-def read_rules_and_bytes(path: Path) -> tuple[Ruleset, bytes]:
-    """The rules and the exact bytes they came from (the file watcher starts from those)."""
+def read_rules_and_bytes(path: Path, ahead: ParseAhead | None = None) -> tuple[Ruleset, bytes]:
+    """The rules and the exact bytes they came from (the file watcher starts from those); with
+    ``ahead`` for this path, the bytes it read and the document its child parsed."""
+    document = None
     try:
-        data = read_rules_file(path)
+        if ahead is not None and ahead.path == path:
+            data, document = ahead.data, ahead.document()
+        else:
+            data = read_rules_file(path)
     except (FileNotFoundError, NotADirectoryError):
         raise UserError(f"no rules file at {path}; create one with: zerocontact rules init {path}") from None
     except RulesFileError as e:  # a FIFO, a device, a directory, a huge file: never read
@@ -87,7 +95,7 @@ def read_rules_and_bytes(path: Path) -> tuple[Ruleset, bytes]:
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     try:
-        return load(data, str(path), default_timezone=local_timezone()), data
+        return load(data, str(path), default_timezone=local_timezone(), document=document), data
     except RulesError as e:
         n = len(e.problems)
         raise UserError(

@@ -146,3 +146,14 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
     hi, lo = sorted((lum(a), lum(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+def many_people(n: int) -> str:
+    """A rules file of ``n`` people in the scale benchmark's shape (two Instagram accounts, an X
+    handle, a block list, a duration and a reason each): ~200 bytes a person."""
+    return "".join(
+        f'[[person]]\nname = "Person {i}"\n'
+        f'accounts = {{ instagram = ["p{i}.example", "{10**9 + i}"], x = "p{i}ex" }}\n'
+        f'block = ["profile", "stories", "posts", "search"]\nfor = "90d"\nwhy = "Healing, number {i}."\n'
+        for i in range(n)
+    )
