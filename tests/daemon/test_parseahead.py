@@ -125,21 +125,28 @@ def test_a_child_that_dies_gives_way_to_the_ordinary_parse(tmp_path: Path, one_t
     assert rs == expected
 
 
-def test_only_big_files_in_a_process_of_one_thread_are_parsed_ahead(tmp_path: Path) -> None:
+def test_only_a_big_regular_file_is_parsed_ahead(tmp_path: Path, one_thread: None) -> None:
     small = tmp_path / "small.toml"
-    small.write_text(many_people(10))
-    big = tmp_path / "big.toml"
-    big.write_text(many_people(2_000))
+    small.write_text(many_people(1_000))  # ~200 KB: the fork and the pipe would cost more
     assert ParseAhead.start(small) is None
     assert ParseAhead.start(tmp_path / "missing.toml") is None  # the ordinary read says so
     fifo = tmp_path / "fifo.toml"
     os.mkfifo(fifo)
     assert ParseAhead.start(fifo) is None  # and never opened: that would block
+    small.write_text(many_people(2_000))
+    with ParseAhead.start(small) as ahead:
+        assert ahead is not None
+
+
+def test_a_process_with_other_threads_is_not_forked(tmp_path: Path) -> None:
+    """A fork copies only the calling thread: a lock another thread holds would stay held."""
+    big = tmp_path / "big.toml"
+    big.write_text(many_people(2_000))
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert ParseAhead.start(big) is None  # forking a threaded process could copy a held lock
+        assert ParseAhead.start(big) is None
     finally:
         stop.set()
         other.join()
