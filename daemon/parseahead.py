@@ -1,7 +1,7 @@
 """Parsing a big rules file's TOML in a forked child while ``zerocontact run`` imports the daemon.
 
 A start imports mitmproxy (~0.4 s) and then reads the rules; with 10,000 people the TOML parse
-alone is ~0.2-0.3 s of that read (issue 12: a start under 1 s). Both are CPU work under one GIL, so
+alone is ~0.1-0.3 s of that read (issue 12: a start under 1 s). Both are CPU work under one GIL, so
 a thread would not overlap them, but a second process does: the child parses the very bytes the
 daemon will use and hands the document back (``marshal``, ~0.03 s for 10,000 people; ``pickle``
 when the document holds dates, which ``marshal`` cannot carry). The parent then only validates.
@@ -28,7 +28,7 @@ import tomli
 
 from .rulesfile import read_rules_file
 
-# ~1,300 people in the benchmark's shape, whose parse takes ~35 ms: below this a fork, the
+# ~1,300 people in the benchmark's shape, whose parse takes ~20-35 ms: below this a fork, the
 # document's trip through a pipe and the wait cost more than they could save
 AHEAD_BYTES = 256 << 10
 
@@ -84,8 +84,13 @@ class ParseAhead:
         try:
             with open(self._fd, "rb") as f:
                 payload = f.read()
-        finally:
-            _, status = os.waitpid(self.pid, 0)
+        except OSError:
+            payload = b""
+        status = 0
+        # ChildProcessError: this process was started with SIGCHLD ignored, so the child was reaped
+        # already; then only its payload tells, and a cut-short one does not decode (below)
+        with contextlib.suppress(ChildProcessError):
+            status = os.waitpid(self.pid, 0)[1]
         if status != 0 or not payload:
             return None
         kind, body = payload[:1], payload[1:]

@@ -125,6 +125,25 @@ def test_a_child_that_dies_gives_way_to_the_ordinary_parse(tmp_path: Path, one_t
     assert rs == expected
 
 
+def test_a_process_that_ignores_sigchld_still_gets_the_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
+    """Started with SIGCHLD ignored (a service manager or shell can leave it so), the child is
+    reaped by the kernel and ``waitpid`` fails: the document still counts, and the start goes on."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[settings]\ntimezone = "UTC"\n' + many_people(2_000))
+    expected = load(path.read_bytes(), str(path))
+    before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        with ParseAhead.start(path) as ahead:
+            assert ahead is not None
+            no_parse_here(monkeypatch)
+            rs, _ = read_rules_and_bytes(path, ahead)
+    finally:
+        signal.signal(signal.SIGCHLD, before)
+    assert rs == expected
+
+
 def test_only_a_big_regular_file_is_parsed_ahead(tmp_path: Path, one_thread: None) -> None:
     small = tmp_path / "small.toml"
     small.write_text(many_people(1_000))  # ~200 KB: the fork and the pipe would cost more
