@@ -70,23 +70,11 @@ def run(
 ) -> None:
     """Run the service in the foreground (Ctrl-C or SIGTERM stops it)."""
     # Before the daemon's modules import (mitmproxy: ~0.4 s), a big rules file starts being parsed
-    # in a child process, so that the two overlap (parseahead.py)
+    # in a child process, so that the two overlap (parseahead.py); the child is reaped when the
+    # command ends, however it ends, if the document was not read by then
     ahead = None if sample else ParseAhead.start(default_rules(rules_path))
-    with ahead if ahead is not None else contextlib.nullcontext():
-        _run(rules_path, sample, host, port, pac_port, verbose, redirect_upstream, state_dir, ahead)
-
-
-def _run(
-    rules_path: Path | None,
-    sample: bool,
-    host: str,
-    port: int,
-    pac_port: int | None,
-    verbose: bool,
-    redirect_upstream: tuple[str, ...],
-    state_dir: Path | None,
-    ahead: ParseAhead | None,
-) -> None:
+    if ahead is not None:
+        click.get_current_context().call_on_close(ahead.close)
     import asyncio
     import gc
     import logging

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import pytest
 import tomli
+from click.testing import CliRunner
 from zctest.support import many_people
 
 from zerocontact.daemon import parseahead
+from zerocontact.daemon.cli import main
 from zerocontact.daemon.cli.common import UserError, read_rules_and_bytes
 from zerocontact.daemon.parseahead import AHEAD_BYTES, ParseAhead
+from zerocontact.daemon.paths import MANIFEST
 from zerocontact.rules import load
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parsed ahead on Linux only")
@@ -142,6 +145,33 @@ def test_a_process_that_ignores_sigchld_still_gets_the_document(
     finally:
         signal.signal(signal.SIGCHLD, before)
     assert rs == expected
+
+
+def test_a_start_refused_before_it_reads_the_rules_leaves_no_child(
+    tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
+    """``run`` forks before it checks for an installation; refused there (an installation record
+    it cannot read, and another state directory), it says so and its child is reaped."""
+    record = isolated_home / ".local/state/zerocontact" / MANIFEST
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")
+    path = tmp_path / "rules.toml"
+    path.write_text(many_people(2_000))
+    started: list[ParseAhead] = []
+    real = ParseAhead.start
+
+    def start(rules: Path) -> ParseAhead | None:
+        ahead = real(rules)
+        if ahead is not None:
+            started.append(ahead)
+        return ahead
+
+    monkeypatch.setattr(ParseAhead, "start", staticmethod(start))
+    r = CliRunner().invoke(main, ["run", "--rules", str(path), "--state-dir", str(tmp_path / "other")])
+    assert r.exit_code == 1 and "cannot be read" in r.output, r.output
+    assert len(started) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[0].pid, os.WNOHANG)
 
 
 def test_only_a_big_regular_file_is_parsed_ahead(tmp_path: Path, one_thread: None) -> None:
