@@ -60,8 +60,16 @@ class ParseAhead:
             return None
         if len(data) < AHEAD_BYTES:
             return None
-        r, w = os.pipe()
-        pid = os.fork()
+        try:
+            r, w = os.pipe()
+        except OSError:  # out of file descriptors: not this start's concern
+            return None
+        try:
+            pid = os.fork()
+        except OSError:  # EAGAIN at the process limit, EPERM under a seccomp filter: parse here
+            os.close(r)
+            os.close(w)
+            return None
         if pid == 0:  # the child: parse, write, and leave without running anything of the parent's
             code = 1
             try:

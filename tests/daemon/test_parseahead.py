@@ -7,6 +7,7 @@ tests that fork say the process has one: the child only parses, writes and leave
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -172,6 +173,23 @@ def test_a_start_refused_before_it_reads_the_rules_leaves_no_child(
     assert len(started) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(started[0].pid, os.WNOHANG)
+
+
+def test_a_fork_the_system_refuses_leaves_the_ordinary_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
+    """At the process limit or under a seccomp filter ``fork`` fails; the start goes on, parsing
+    in process. (Faked: tests run as root here, which no process limit stops.)"""
+    path = tmp_path / "rules.toml"
+    path.write_text(many_people(2_000))
+
+    def refused() -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parseahead.os, "fork", refused)
+    before = len(os.listdir("/proc/self/fd"))
+    assert ParseAhead.start(path) is None
+    assert len(os.listdir("/proc/self/fd")) == before  # the pipe is closed again
 
 
 def test_only_a_big_regular_file_is_parsed_ahead(tmp_path: Path, one_thread: None) -> None:
