@@ -85,6 +85,9 @@ def test_benchmarks_quick_run_reports_every_figure() -> None:
     # every realistic body, over every protocol, side by side with plain mitmproxy
     cases = ("json2m", "html500k", "blocked", "json200k", "feed_theirs200k")  # a feed without her and with
     assert {f"{p}_{c}" for p in ("http", "https", "h2") for c in cases} <= set(out["traffic"])
+    rounds = out["inputs"]["traffic"]["rounds"]
+    for cell in out["traffic"].values():  # each round's own ratios, to show the spread the medians hide
+        assert len(cell["rps_ratio_per_round"]) == len(cell["p50_ratio_per_round"]) == rounds
 
 
 def test_benchmark_runs_on_a_small_journal(tmp_path: Path) -> None:
