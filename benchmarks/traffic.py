@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -585,14 +585,8 @@ def main(argv: list[str] | None = None) -> None:
         serve_origin()
         return
     sizes = QUICK if args.quick else FULL
-    if args.rss_requests is not None:
-        from dataclasses import replace
-
-        sizes = replace(sizes, rss_requests=args.rss_requests)
-    if args.rounds is not None:
-        from dataclasses import replace
-
-        sizes = replace(sizes, rounds=args.rounds)
+    given = {"rss_requests": args.rss_requests, "rounds": args.rounds}
+    sizes = replace(sizes, **{k: v for k, v in given.items() if v is not None})
     t0 = time.monotonic()
     out = run(
         sizes, tuple(p for p in args.protocols.split(",") if p), tuple(c for c in args.cases.split(",") if c)

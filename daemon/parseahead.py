@@ -36,8 +36,8 @@ AHEAD_BYTES = 256 << 10
 class ParseAhead:
     """The bytes of one rules file, and its TOML document as a child process is parsing it.
 
-    Use it as a context manager: leaving the block reaps the child even if ``document`` was never
-    asked for (the start failed on something else first)."""
+    ``close`` (or leaving a ``with`` block) reaps the child even if ``document`` was never asked
+    for, when the start failed on something else first; ``run`` hands ``close`` to click."""
 
     def __init__(self, path: Path, data: bytes, pid: int, fd: int) -> None:
         """Use ``start``; ``pid`` is the child's, ``fd`` the read end of the pipe it writes into."""
@@ -57,8 +57,6 @@ class ParseAhead:
                 return None
             data = read_rules_file(path)
         except OSError:  # RulesFileError too: the ordinary read says what is wrong, in its words
-            return None
-        if len(data) < AHEAD_BYTES:
             return None
         try:
             r, w = os.pipe()

@@ -94,7 +94,7 @@ def test_a_mistake_deep_in_a_big_file_is_still_named_by_file_and_line(
     with pytest.raises(UserError) as in_process:
         read_rules_and_bytes(path)
     assert str(parsed_ahead.value) == str(in_process.value)
-    assert str(path) in str(in_process.value) and f"{path}:9001:" in str(in_process.value)
+    assert f"{path}:9001:" in str(in_process.value)
 
 
 def test_a_check_deep_in_a_big_file_is_still_named_by_key(tmp_path: Path, one_thread: None) -> None:

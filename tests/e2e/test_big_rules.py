@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,18 +39,12 @@ def test_the_daemon_on_a_big_file_blocks_its_last_person_and_no_one_else(
 
 @pytest.mark.e2e
 def test_run_names_the_line_of_a_mistake_in_a_big_file(tmp_path: Path) -> None:
-    """End to end through the fork: exit non-zero, the file and line said, no traceback."""
+    """End to end through the fork: exit non-zero, the file and line said, no traceback (HOME and
+    the XDG folders are the test's own: the autouse ``isolated_home``)."""
     path = tmp_path / "rules.toml"
     lines = many_people(2_000).splitlines()
     lines[9_000] = 'why = "an unclosed quote'
     path.write_text("\n".join(lines) + "\n")
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path / "home"),
-        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-        "XDG_STATE_HOME": str(tmp_path / "st"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-    }
     r = subprocess.run(
         [
             ZC,
@@ -68,7 +61,6 @@ def test_run_names_the_line_of_a_mistake_in_a_big_file(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
     )
     assert r.returncode != 0
     assert str(path) in r.stderr and f"{path}:9001:" in r.stderr, r.stderr
