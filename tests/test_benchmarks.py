@@ -83,7 +83,8 @@ def test_benchmarks_quick_run_reports_every_figure() -> None:
         "prefilter",
     } <= set(out["inputs"])
     # every realistic body, over every protocol, side by side with plain mitmproxy
-    cases = ("json2m", "html500k", "blocked", "json200k", "feed_theirs200k")  # a feed without her and with
+    # a feed without her and with; bodies compressed as platforms send them
+    cases = ("json2m", "html500k", "blocked", "json200k", "feed_theirs200k", "json2m_gzip", "json200k_br")
     assert {f"{p}_{c}" for p in ("http", "https", "h2") for c in cases} <= set(out["traffic"])
     rounds = out["inputs"]["traffic"]["rounds"]
     for cell in out["traffic"].values():  # each round's own ratios, to show the spread the medians hide

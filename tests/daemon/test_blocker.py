@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -432,9 +434,9 @@ def _threads_calling(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) 
     seen: list[str] = []
     real = getattr(owner, name)
 
-    def spy(*args: Any) -> Any:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(threading.current_thread().name)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, spy)
     return seen
@@ -506,6 +508,115 @@ def test_a_large_body_that_names_no_one_is_searched_off_the_loop_and_passed_on_a
     assert searched_in[0].startswith("zerocontact-inspect")
     assert searched_in[1] == threading.main_thread().name
     assert len(body) > addon.INLINE_BYTES
+
+
+def _compressed(body: bytes, how: str) -> bytes:
+    """``body`` as a platform sends it with ``Content-Encoding: how`` (mitmproxy's own encoders)."""
+    from mitmproxy.net import encoding
+
+    return encoding.encode(body, how)
+
+
+@pytest.mark.parametrize("how", ["gzip", "br", "zstd", "deflate"])
+def test_a_compressed_body_that_mentions_them_is_decompressed_and_learned_from_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Platforms send their JSON compressed. Past INLINE_ENCODED_BYTES (as sent) the inflating runs
+    in the inspection thread, never in the hook; learning and the feed surface work as on plain bytes,
+    and the rewritten body goes out compressed as it came."""
+    import asyncio
+
+    bodies = benchmark_module("bodies")
+    from zerocontact.daemon import blocker as addon
+
+    b = blocker(RULES)
+    body = bodies.feed(2_000_000, commenter_at=40)  # Sam's comment, handle and pk side by side
+    raw = _compressed(body, how)
+    assert len(raw) > addon.INLINE_ENCODED_BYTES
+    inflated_in = _threads_calling(monkeypatch, addon, "decoded_content")
+    on_loop = _threads_calling(monkeypatch, http.Response, "get_content")
+
+    async def run() -> None:
+        with taddons.context(b):
+            f = flow("GET", TIMELINE)
+            b.request(f)
+            f.response = http.Response.make(200, b"", {**JSON_HEADERS, "Content-Encoding": how})
+            f.response.raw_content = raw
+            pending = b.response(f)
+            assert asyncio.iscoroutine(pending)
+            await pending
+            assert f.response.headers["content-encoding"] == how
+            expected = json.loads(body)
+            expected["items"][40]["preview_comments"].pop()  # the feed surface took her comment out
+            assert json.loads(f.response.content or b"") == expected
+        b.done()
+
+    asyncio.run(run())
+    assert inflated_in and all(n.startswith("zerocontact-inspect") for n in inflated_in)
+    assert on_loop == ["MainThread"]  # only the test's own read of the rewritten body
+    assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+
+
+def test_a_compressed_body_that_names_no_one_is_passed_on_as_sent() -> None:
+    """Searched after inflating it in the thread; the bytes sent on are the compressed ones, untouched."""
+    import asyncio
+
+    bodies = benchmark_module("bodies")
+    b = blocker(RULES)
+    raw = _compressed(bodies.feed(2_000_000), "gzip")
+    assert len(raw) > blocker_module.INLINE_ENCODED_BYTES
+
+    async def run() -> None:
+        with taddons.context(b):
+            f = flow("GET", TIMELINE)
+            b.request(f)
+            f.response = http.Response.make(200, b"", {**JSON_HEADERS, "Content-Encoding": "gzip"})
+            f.response.raw_content = raw
+            pending = b.response(f)
+            assert asyncio.iscoroutine(pending)
+            await pending
+            assert f.response.raw_content == raw and f.response.headers["content-encoding"] == "gzip"
+        b.done()
+
+    asyncio.run(run())
+    assert b.hidden == 0
+
+
+def _gzip_members(n: int) -> bytes:
+    return b"".join(gzip.compress(b'{"m": %d}' % i * 500, mtime=0) for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("encoding_name", "raw"),
+    [
+        ("gzip", None),
+        ("GZIP", None),
+        ("br", None),
+        ("zstd", None),
+        ("deflate", None),
+        ("identity", b'{"a": 1}'),
+        ("gzip", b"not gzip at all"),  # does not decode: the raw bytes, as mitmproxy gives them
+        ("x-unknown", b'{"a": 1}'),
+        ("utf8", b'{"a": 1}'),  # an encoding that gives text is refused as mitmproxy refuses it
+        # gzip's odd shapes, which the one-call inflate leaves to mitmproxy's decoder or reads alike
+        ("gzip", _gzip_members(2)),  # two members: the first, as mitmproxy reads it
+        ("gzip", _gzip_members(1)[:-30]),  # cut short
+        ("gzip", _gzip_members(1)[:-4] + (10).to_bytes(4, "little")),  # a trailer that lies
+        ("gzip", _gzip_members(1) + b"junk"),  # bytes after the trailer
+        ("gzip", zlib.compress(b'{"a": 1}' * 500)),  # zlib's wrapper, not gzip's
+    ],
+)
+def test_decoded_content_is_what_mitmproxy_would_read(encoding_name: str, raw: bytes | None) -> None:
+    from zerocontact.daemon.blocker import decoded_content
+
+    plain = b'{"user": {"username": "sam.example"}}' * 50
+    sent = raw if raw is not None else _compressed(plain, encoding_name.lower())
+    r = http.Response.make(200, b"")
+    r.raw_content = sent
+    r.headers["content-encoding"] = encoding_name
+    assert decoded_content(sent, encoding_name) == r.get_content(strict=False)
+    if raw is None:
+        assert decoded_content(sent, encoding_name) == plain
 
 
 def test_response_naming_the_owner_only_in_escapes_is_still_checked() -> None:

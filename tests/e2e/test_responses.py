@@ -20,10 +20,15 @@ PLAIN = bodies.feed(200_000)  # a timeline page naming no target
 MENTIONS = bodies.feed(200_000, commenter_at=5)  # Sam comments: handle and pk side by side
 THEIRS = bodies.feed(200_000, seed=7, commenter_at=3, owned_at=(2, 9))  # two posts and a comment of theirs
 CAPTION = bodies.feed(200_000, seed=8, mention_at=4)  # names them only in a caption: parsed, nothing removed
+# 2 MB sent gzipped (~450 KB): past INLINE_ENCODED_BYTES, so inflated in the inspection thread
+BIG_PLAIN = gzip.compress(bodies.feed(2_000_000, seed=3), mtime=0)
+BIG_MENTIONS = gzip.compress(bodies.feed(2_000_000, seed=4, commenter_at=120), mtime=0)
 OWNED = json.dumps({"items": [{"code": "Zz1", "user": {"pk": bodies.TARGET_PK, "username": "new.name"}}]})
 PAGES: dict[str, tuple[bytes, dict[str, str]]] = {
     "/api/v1/feed/timeline/": (PLAIN, {}),
     "/api/v1/feed/timeline/?gz=1": (gzip.compress(PLAIN, mtime=0), {"Content-Encoding": "gzip"}),
+    "/api/v1/feed/timeline/?gz=2m": (BIG_PLAIN, {"Content-Encoding": "gzip"}),
+    "/api/v1/feed/reels_tray/?gz=2m": (BIG_MENTIONS, {"Content-Encoding": "gzip"}),
     "/page/": (bodies.html_page(300_000), {"Content-Type": "text/html; charset=utf-8"}),
     "/api/v1/feed/reels_tray/": (MENTIONS, {}),
     "/p/Zz1/?__a=1": (OWNED.encode(), {}),
@@ -79,19 +84,27 @@ def test_bodies_that_name_no_target_arrive_byte_identical(
     daemon: Daemon, tmp_path: Path, http2: bool
 ) -> None:
     extra = ("--http2",) if http2 else ("--http1.1",)
-    for path in ("/api/v1/feed/timeline/", "/api/v1/feed/timeline/?gz=1", "/page/"):
+    for path in (
+        "/api/v1/feed/timeline/",
+        "/api/v1/feed/timeline/?gz=1",
+        "/api/v1/feed/timeline/?gz=2m",
+        "/page/",
+    ):
         code, got = fetch(daemon, tmp_path / "out", f"https://www.instagram.com{path}", *extra)
         assert code == 200
         assert got == PAGES[path][0], f"{path}: {len(got)} bytes, sent {len(PAGES[path][0])}"
 
 
 @pytest.mark.e2e
-def test_an_id_learned_from_a_large_response_blocks_a_post_it_owns(daemon: Daemon, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tray", ["/api/v1/feed/reels_tray/", "/api/v1/feed/reels_tray/?gz=2m"])
+def test_an_id_learned_from_a_large_response_blocks_a_post_it_owns(
+    daemon: Daemon, tmp_path: Path, tray: str
+) -> None:
     post = "https://www.instagram.com/p/Zz1/?__a=1"
     code, _ = fetch(daemon, tmp_path / "out", post, "-H", "Accept: application/json")
     assert code == 200  # nobody knows whose pk that is yet
-    code, got = fetch(daemon, tmp_path / "out", "https://www.instagram.com/api/v1/feed/reels_tray/")
-    assert code == 200 and got == MENTIONS  # learning reads the body, it does not change it
+    code, got = fetch(daemon, tmp_path / "out", f"https://www.instagram.com{tray}")
+    assert code == 200 and got == PAGES[tray][0]  # learning reads the body, it does not change it
     code, got = fetch(daemon, tmp_path / "out", post, "-H", "Accept: application/json")
     assert code == 403 and json.loads(got)["zerocontact"] == "blocked"
     assert f"learned a Instagram id of Sam: {bodies.TARGET_PK}" in daemon.output()
