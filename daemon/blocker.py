@@ -252,7 +252,7 @@ class Blocker:
             if looping and ce and len(raw) > INLINE_ENCODED_BYTES:
                 req = self._request(flow)
                 return self._inspect_off_loop(flow, verdict, enf, raw, ctype, req, search, ce)
-            body = resp.get_content(strict=False) or b""
+            body = decoded_content(raw, ce) if ce else raw
             if not looping or len(body) <= INLINE_BYTES:
                 if not search.mentions(body):
                     return None  # names no target in any spelling: nothing to learn, check or strip
@@ -672,13 +672,31 @@ class Blocker:
 
 
 def decoded_content(raw: bytes, content_encoding: str) -> bytes:
-    """The body as ``Message.get_content(strict=False)`` gives it, for use off the loop.
+    """The body as the browser will read it, as ``Message.get_content(strict=False)`` gives it for
+    one encoding: mitmproxy's own decoders, safe to call off the loop.
 
-    The same decoders, without the module-wide cache ``encoding.decode`` keeps: that cache is one
-    global read and written in steps, so two threads decoding at once could each be handed the
-    other's body. As there, a body that does not decode (or an encoding that gives text) is the raw
-    bytes, which the search then reads as they are."""
-    name = content_encoding.lower()
+    Not ``encoding.decode``: its module-wide cache is one global read and written in steps, so two
+    threads decoding at once could each be handed the other's body. Encodings stacked in one header
+    (``gzip, br``: rare, but a browser undoes them) are undone last first, where mitmproxy would
+    give up; a mention inside must not pass unread. A body that does not decode (or an encoding
+    that gives text) is the raw bytes, as there: the search then reads them as they are, and a
+    browser could not show them either."""
+    names = [n.strip().lower() for n in content_encoding.split(",") if n.strip()]
+    if not names or len(names) > _MAX_STACKED:
+        return raw
+    body = raw
+    for name in reversed(names):
+        out = _decoded_once(body, name)
+        if out is None:
+            return raw
+        body = out
+    return body
+
+
+_MAX_STACKED = 4  # encodings in one Content-Encoding header: past this it is no real server's
+
+
+def _decoded_once(raw: bytes, name: str) -> bytes | None:
     if name == "gzip":
         whole = _gunzip(raw)
         if whole is not None:
@@ -687,8 +705,8 @@ def decoded_content(raw: bytes, content_encoding: str) -> bytes:
         decode = encoding.custom_decode.get(name)
         out = decode(raw) if decode is not None else codecs.decode(raw, name)
     except Exception:  # what mitmproxy reads as "does not decode": any decoder's error
-        return raw
-    return out if isinstance(out, bytes) else raw
+        return None
+    return out if isinstance(out, bytes) else None
 
 
 def _gunzip(raw: bytes) -> bytes | None:

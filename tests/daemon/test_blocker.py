@@ -534,7 +534,6 @@ def test_a_compressed_body_that_mentions_them_is_decompressed_and_learned_from_o
     raw = _compressed(body, how)
     assert len(raw) > addon.INLINE_ENCODED_BYTES
     inflated_in = _threads_calling(monkeypatch, addon, "decoded_content")
-    on_loop = _threads_calling(monkeypatch, http.Response, "get_content")
 
     async def run() -> None:
         with taddons.context(b):
@@ -553,8 +552,24 @@ def test_a_compressed_body_that_mentions_them_is_decompressed_and_learned_from_o
 
     asyncio.run(run())
     assert inflated_in and all(n.startswith("zerocontact-inspect") for n in inflated_in)
-    assert on_loop == ["MainThread"]  # only the test's own read of the rewritten body
     assert b.enforcement.matcher.lookup("instagram", str(bodies.TARGET_PK)) == ("Sam",)
+
+
+def test_a_post_sent_with_stacked_encodings_is_still_read_and_blocked_as_theirs() -> None:
+    """``Content-Encoding: gzip, br`` (gzip, then brotli over it) is rare, and mitmproxy gives up on
+    it, but a browser undoes both: the owner check must read what the browser will show."""
+    from mitmproxy.net import encoding
+
+    b = blocker(RULES)
+    post = flow("GET", "https://www.instagram.com/p/Other123/?__a=1", {"Accept": "application/json"})
+    plain = json.dumps({"items": [{"code": "x", "user": {"username": "sam.example"}}]}).encode()
+    with taddons.context(b):
+        b.request(post)
+        post.response = http.Response.make(200, b"", JSON_HEADERS)
+        post.response.raw_content = encoding.encode(encoding.encode(plain, "gzip"), "br")
+        post.response.headers["content-encoding"] = "gzip, br"
+        assert b.response(post) is None  # small: read in the hook
+    assert post.response is not None and post.response.status_code == 403
 
 
 def test_a_compressed_body_that_names_no_one_is_passed_on_as_sent() -> None:
@@ -580,6 +595,18 @@ def test_a_compressed_body_that_names_no_one_is_passed_on_as_sent() -> None:
 
     asyncio.run(run())
     assert b.hidden == 0
+
+
+def test_stacked_encodings_are_undone_last_first() -> None:
+    from mitmproxy.net import encoding
+
+    from zerocontact.daemon.blocker import decoded_content
+
+    plain = b'{"user": {"username": "sam.example"}}' * 50
+    sent = encoding.encode(encoding.encode(plain, "gzip"), "br")
+    assert decoded_content(sent, "gzip, br") == decoded_content(sent, " GZIP ,BR ") == plain
+    assert decoded_content(sent, "br, gzip") == sent  # the wrong order does not decode: as sent
+    assert decoded_content(sent, ",".join(["identity"] * 5)) == sent  # no real server stacks five
 
 
 def _gzip_members(n: int) -> bytes:
