@@ -185,18 +185,29 @@ class _Ctx:
         self.file = file
         self.problems: list[Problem] = []
         self.notes: list[Problem] = []
-        self.names: dict[str, str] = {}  # "person[2]" -> "Jordan": entries are named by their name
+        # the document's [[person]], [[app]] and [[site]] entries: a problem's label names its entry
+        # by the entry's own name, looked up only when there is something to say
+        self.entries: dict[str, Any] = {}
         self._pos: dict[str, tuple[int, int]] | None = None
         self._text = text
+        self.schedules: dict[tuple[Any, ...], Schedule] = {}  # equal schedules share one object
+        self.blocks: dict[tuple[str, ...], frozenset[str]] = {}  # and so do equal block lists
 
     def label(self, key: str) -> str:
         """``person[2].accounts.x`` as a person reads it: ``person "Jordan", accounts.x``."""
         m = re.match(r"(person|app|site)\[(\d+)\]\.?(.*)", key)
         if not m:
             return key
-        name = self.names.get(f"{m[1]}[{m[2]}]")
+        name = self.name_of(m[1], int(m[2]))
         entry = f"{m[1]} {json.dumps(name, ensure_ascii=False)}" if name else f"{m[1]} {m[2]}"
         return f"{entry}, {m[3]}" if m[3] else entry
+
+    def name_of(self, kind: str, n: int) -> str | None:
+        """The name the ``n``-th (from 1) entry of ``kind`` gives itself, if it gives a usable one."""
+        entries = self.entries.get(kind)
+        item = entries[n - 1] if isinstance(entries, list) and 0 < n <= len(entries) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        return name.strip() if isinstance(name, str) and name.strip() else None
 
     def where(self, key: str) -> tuple[int | None, int | None]:
         if self._pos is None:
@@ -325,10 +336,13 @@ def _typed(ctx: _Ctx, key: str, value: Any, types: type | tuple[type, ...], what
     return True
 
 
+_ONLY_STR = frozenset((str,))
+
+
 def _str_list(ctx: _Ctx, key: str, value: Any, what: str = "a list of strings") -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    if type(value) is list and all(type(v) is str for v in value):
+    if type(value) is list and _ONLY_STR.issuperset(map(type, value)):
         return tuple(value)  # the common case, several times per person: no key per item
     if not _typed(ctx, key, value, list, what):
         return ()
@@ -397,28 +411,41 @@ def _schedule(ctx: _Ctx, where: str, table: dict[str, Any], default_tz: str) -> 
     if "until" in table and "for" in table:
         ctx.error(f"{where}.for", "use either until or for, not both")
     windows: list[Window] = []
-    for i, w in enumerate(_str_list(ctx, f"{where}.windows", table.get("windows", []))):
-        win = ctx.check(f"{where}.windows[{i + 1}]", lambda w=w: parse_window(w))  # type: ignore[misc]
-        if win:
-            windows.append(win)
-    return Schedule(until=until, duration=duration, windows=tuple(windows), timezone=tz)
+    if "windows" in table:
+        for i, w in enumerate(_str_list(ctx, f"{where}.windows", table["windows"])):
+            win = ctx.check(f"{where}.windows[{i + 1}]", lambda w=w: parse_window(w))  # type: ignore[misc]
+            if win:
+                windows.append(win)
+    # Schedules are immutable and rules repeat them ("90d" for everyone): one object for each
+    key = (until, duration, tuple(windows), tz)
+    sched = ctx.schedules.get(key)
+    if sched is None:
+        sched = ctx.schedules[key] = Schedule(until=until, duration=duration, windows=key[2], timezone=tz)
+    return sched
 
 
-def _accounts(ctx: _Ctx, where: str, value: Any, platforms: Mapping[str, Platform]) -> tuple[Account, ...]:
-    if not _typed(ctx, where, value, dict, "a table of platform = handle or id (or a list of them)"):
+def _accounts(ctx: _Ctx, where: str, value: Any, platforms: _Platforms) -> tuple[Account, ...]:
+    if type(value) is not dict and not _typed(
+        ctx, where, value, dict, "a table of platform = handle or id (or a list of them)"
+    ):
         return ()
     if not value:
         ctx.error(where, 'list at least one account, e.g. { instagram = "sam.example" }')
     out: list[Account] = []
     for plat, given in value.items():
-        key = f"{where}.{plat}"
-        platform = platforms.get(plat) or platforms.get(plat.lower())
+        platform = platforms.named(plat)
         if platform is None:
-            ctx.error(key, "unknown platform" + _suggest(plat, list(platforms), OLD_PLATFORM_NAMES))
+            known = _suggest(plat, list(platforms), OLD_PLATFORM_NAMES)
+            ctx.error(f"{where}.{plat}", "unknown platform" + known)
             continue
+        if type(given) is str:  # the common case: one handle or id, its key the platform's
+            acc = _account(ctx, f"{where}.{plat}", platform, given)
+            if acc:
+                out.append(acc)
+            continue
+        key = f"{where}.{plat}"
         for i, v in enumerate(_str_list(ctx, key, given, "a handle or id, or a list of them")):
-            k = f"{key}[{i + 1}]" if isinstance(given, list) else key
-            acc = _account(ctx, k, platform, v)
+            acc = _account(ctx, f"{key}[{i + 1}]" if isinstance(given, list) else key, platform, v)
             if acc:
                 out.append(acc)
     return tuple(out)
@@ -433,11 +460,11 @@ def _account(ctx: _Ctx, key: str, platform: Platform, given: str) -> Account | N
     kinds = platform.kinds
     if ":" in v and v.split(":", 1)[0] in kinds:
         forced, v = v.split(":", 1)
-    if v.startswith("@"):
+    if v[:1] == "@":
         v, forced = v[1:], forced or ("handle" if "handle" in kinds else None)
-    if forced in (None, "phone") and "phone" in kinds and _PHONE.fullmatch(v):
+    if "phone" in kinds and forced in (None, "phone") and _PHONE.fullmatch(v):
         v, forced = re.sub(r"[^0-9]", "", v), "phone"  # "+1 (555) 123-4567" as links carry it: digits
-    if "://" in v or "/" in v:
+    if "/" in v:  # a link ("://" too)
         return _account_from_link(ctx, key, platform, given, v)
     if forced:
         rx = dict(platform.ids)[forced]
@@ -542,50 +569,61 @@ def _table(ctx: _Ctx, where: str, value: Any) -> dict[str, Any] | None:
 _SURFACE_SET = frozenset(SURFACES)
 
 
-def _person(
-    ctx: _Ctx, where: str, raw: dict[str, Any], plats: Mapping[str, Platform], tz: str
-) -> Person | None:
-    _unknown_keys(ctx, where, raw, _entry_keys(Person))
+def _person(ctx: _Ctx, where: str, raw: dict[str, Any], plats: _Platforms, tz: str) -> Person | None:
+    # Asked for each of (maybe) 10,000 people: each check's common case is tried first, cheaply.
+    if not _entry_keys(Person).issuperset(raw):
+        _unknown_keys(ctx, where, raw, _entry_keys(Person))
     name = raw.get("name")
     if name is None:
         ctx.error(where, "every person needs a name")
     elif _typed(ctx, f"{where}.name", name, str, "a string") and not name.strip():
         ctx.error(f"{where}.name", "must not be empty")
-    if "accounts" not in raw:
+    if "accounts" in raw:
+        accounts = _accounts(ctx, f"{where}.accounts", raw["accounts"], plats)
+    else:
         ctx.error(where, 'needs accounts, e.g. accounts = { instagram = "sam.example" }')
-    accounts = (
-        _accounts(ctx, f"{where}.accounts", raw.get("accounts", {}), plats) if "accounts" in raw else ()
-    )
+        accounts = ()
     block = DEFAULT_SURFACES
     if "block" in raw:
         items = _str_list(ctx, f"{where}.block", raw["block"])
-        block = frozenset(items)
-        if not block <= _SURFACE_SET:
-            for i, s in enumerate(items):
-                if s not in _SURFACE_SET:
-                    ctx.error(
-                        f"{where}.block[{i + 1}]",
-                        f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
-                    )
-            block &= _SURFACE_SET
-        if not block and not items:
-            ctx.error(
-                f"{where}.block", "an empty list blocks nothing; leave block out to block every surface"
-            )
-    terms = _str_list(ctx, f"{where}.search_terms", raw.get("search_terms", []))
-    terms = tuple(t.strip() for t in terms) if terms else ()
-    for i, t in enumerate(terms):
-        if len(t) < 3:
-            ctx.error(
-                f"{where}.search_terms[{i + 1}]",
-                f"{t!r} is too short: blocking searches for it would also stop searches for many other "
-                "people and things; write at least 3 letters",
-            )
-    apps = _str_list(ctx, f"{where}.apps", raw.get("apps", []))
-    if apps:
-        _app_entries(ctx, f"{where}.apps", apps)
+        known = ctx.blocks.get(items)
+        if known is not None:
+            block = known  # a list already read and found good: the same surfaces, one object
+        else:
+            block = frozenset(items)
+            if not block <= _SURFACE_SET:
+                for i, s in enumerate(items):
+                    if s not in _SURFACE_SET:
+                        ctx.error(
+                            f"{where}.block[{i + 1}]",
+                            f"unknown surface {s!r}" + _suggest(s, list(SURFACES), OLD_SURFACE_NAMES),
+                        )
+                block &= _SURFACE_SET
+            elif items:
+                ctx.blocks[items] = block
+            if not block and not items:
+                ctx.error(
+                    f"{where}.block",
+                    "an empty list blocks nothing; leave block out to block every surface",
+                )
+    terms: tuple[str, ...] = ()
+    if "search_terms" in raw:
+        terms = tuple(t.strip() for t in _str_list(ctx, f"{where}.search_terms", raw["search_terms"]))
+        for i, t in enumerate(terms):
+            if len(t) < 3:
+                ctx.error(
+                    f"{where}.search_terms[{i + 1}]",
+                    f"{t!r} is too short: blocking searches for it would also stop searches for many "
+                    "other people and things; write at least 3 letters",
+                )
+    apps: tuple[str, ...] = ()
+    if "apps" in raw:
+        apps = _str_list(ctx, f"{where}.apps", raw["apps"])
+        if apps:
+            _app_entries(ctx, f"{where}.apps", apps)
     why = raw.get("why", "")
-    _typed(ctx, f"{where}.why", why, str, "a string")
+    if type(why) is not str:
+        _typed(ctx, f"{where}.why", why, str, "a string")
     sched = _schedule(ctx, where, raw, tz)
     if not isinstance(name, str):
         return None
@@ -824,12 +862,7 @@ def toml_words(msg: str) -> str:
 def from_document(doc: dict[str, Any], file: str, text: str = "", default_timezone: str = "UTC") -> Ruleset:
     """Validate an already parsed document (``text`` only serves to locate problems)."""
     ctx = _Ctx(file, text)
-    for kind in ("person", "app", "site"):
-        entries = doc.get(kind)
-        for i, item in enumerate(entries if isinstance(entries, list) else []):
-            name = item.get("name") if isinstance(item, dict) else None
-            if isinstance(name, str) and name.strip():
-                ctx.names[f"{kind}[{i + 1}]"] = name.strip()
+    ctx.entries = doc
     _unknown_keys(ctx, "", doc, list(TOP_KEYS))
 
     settings_raw = _table(ctx, "settings", doc.get("settings", {})) or {}
@@ -917,6 +950,16 @@ class _Platforms(Mapping[str, Platform]):
     def __init__(self, built: Mapping[str, Platform]) -> None:
         self.sites: dict[str, Platform] = {}
         self.built = built
+        self._named: dict[str, Platform | None] = {}
+
+    def named(self, name: str) -> Platform | None:
+        """The platform an ``accounts`` key names, as written or in lower case (asked per account;
+        remembered, as the sites are all known before the first person is read)."""
+        try:
+            return self._named[name]
+        except KeyError:
+            p = self._named[name] = self.get(name) or self.get(name.lower())
+            return p
 
     def __getitem__(self, name: str) -> Platform:
         site = self.sites.get(name)
